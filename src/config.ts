@@ -1,0 +1,264 @@
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+
+/**
+ * Signature algorithms a logout token may use. Symmetric (HS*) and `none` are absent on purpose: a
+ * back-channel logout token is signed with the issuer's private key and checked against its JWKS
+ * (OIDC Back-Channel Logout 1.0 §2.6 step 2).
+ */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'
+] as const
+
+/** Variables that hold secrets: each may instead be read from the file named by `<NAME>_FILE`. */
+export const SECRET_VARIABLES = [
+  'REDIS_URL', 'KRATOS_ADMIN_TOKEN', 'HYDRA_ADMIN_TOKEN', 'LOGIN_HOOK_API_KEYS', 'ADMIN_API_KEYS'
+] as const
+
+/** Shortest API key accepted: 16 characters of a random key are ~96 bits. */
+export const MIN_API_KEY_LENGTH = 16
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+const list = z.string().optional().transform((value) =>
+  (value ?? '').split(',').map((item) => item.trim()).filter((item) => item !== ''))
+
+const integer = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.string().optional().transform((value, ctx) => {
+    if (value === undefined || value.trim() === '') return fallback
+    const parsed = Number(value)
+    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+      ctx.addIssue({ code: 'custom', message: `must be a whole number from ${min} to ${max}, got "${value}"` })
+      return z.NEVER
+    }
+    return parsed
+  })
+
+const boolean = (fallback: boolean) =>
+  z.string().optional().transform((value, ctx) => {
+    if (value === undefined || value.trim() === '') return fallback
+    const normalized = value.trim().toLowerCase()
+    if (['true', '1', 'yes'].includes(normalized)) return true
+    if (['false', '0', 'no'].includes(normalized)) return false
+    ctx.addIssue({ code: 'custom', message: `must be true or false, got "${value}"` })
+    return z.NEVER
+  })
+
+const url = (protocols: readonly string[], fallback?: string) =>
+  z.string().optional().transform((value, ctx) => {
+    const raw = value === undefined || value.trim() === '' ? fallback : value.trim()
+    if (raw === undefined) return undefined
+    let parsed: URL
+    try {
+      parsed = new URL(raw)
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `must be a URL (${protocols.join(' or ')}), got "${redactUrl(raw)}"` })
+      return z.NEVER
+    }
+    if (!protocols.includes(parsed.protocol.slice(0, -1))) {
+      ctx.addIssue({ code: 'custom', message: `must use ${protocols.join(' or ')}, got "${parsed.protocol}"` })
+      return z.NEVER
+    }
+    return raw
+  })
+
+const apiKeys = list.superRefine((keys, ctx) => {
+  for (const [index, key] of keys.entries()) {
+    if (key.length < MIN_API_KEY_LENGTH) {
+      ctx.addIssue({ code: 'custom', message: `key #${index + 1} is shorter than ${MIN_API_KEY_LENGTH} characters` })
+    }
+  }
+})
+
+const envSchema = z.object({
+  PORT: integer(8080, 0, 65535),
+  HOST: z.string().optional().transform((value) => value?.trim() || '0.0.0.0'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).optional().transform((value) => value ?? 'info'),
+
+  OIDC_ISSUER: url(['http', 'https'], 'http://127.0.0.1:4444/'),
+  OIDC_JWKS_URL: url(['http', 'https']),
+  OIDC_AUDIENCES: list,
+  OIDC_ALGORITHMS: list.transform((items) => items.length > 0 ? items : ['RS256']).superRefine((items, ctx) => {
+    for (const alg of items) {
+      if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${alg}" is not allowed: logout tokens must be signed with the issuer's private key (one of ${ASYMMETRIC_ALGORITHMS.join(', ')})`
+        })
+      }
+    }
+  }),
+  LOGOUT_TOKEN_MAX_AGE: integer(300, 1, 86_400),
+  CLOCK_TOLERANCE: integer(30, 0, 3600),
+  LOGOUT_TOKEN_REQUIRE_EXP: boolean(false),
+
+  REDIS_URL: url(['redis', 'rediss']),
+  REDIS_CLUSTER_NODES: list.superRefine((nodes, ctx) => {
+    for (const node of nodes) {
+      if (!/^[^\s:]+:\d{1,5}$/.test(node)) ctx.addIssue({ code: 'custom', message: `"${node}" is not host:port` })
+    }
+  }),
+  REDIS_TLS: boolean(false),
+  REDIS_KEY_PREFIX: z.string().optional().transform((value) => value ?? 'logout-relay:').refine(
+    (value) => !/[{}]/.test(value),
+    'must not contain { or }: braces are Redis Cluster hash tags'
+  ),
+  REDIS_COMMAND_TIMEOUT: integer(2000, 100, 60_000),
+
+  SID_TTL: integer(2_592_000, 60),
+  UNRESOLVED_SID_TTL: integer(86_400, 60),
+
+  KRATOS_ADMIN_URL: url(['http', 'https'], 'http://127.0.0.1:4434'),
+  KRATOS_ADMIN_TOKEN: z.string().optional().transform((value) => value?.trim() || undefined),
+  HYDRA_ADMIN_URL: url(['http', 'https'], 'http://127.0.0.1:4445'),
+  HYDRA_ADMIN_TOKEN: z.string().optional().transform((value) => value?.trim() || undefined),
+  UPSTREAM_TIMEOUT: integer(5000, 100, 120_000),
+
+  LOGIN_HOOK_API_KEYS: apiKeys,
+  ADMIN_API_KEYS: apiKeys,
+
+  REVOCATION_MAX_ATTEMPTS: integer(20, 1, 1000),
+  REVOCATION_MAX_AGE: integer(86_400, 60),
+  REVOCATION_CONCURRENCY: integer(32, 1, 1024),
+  REVOCATION_BACKOFF_BASE: integer(1000, 10, 3_600_000),
+  REVOCATION_BACKOFF_MAX: integer(900_000, 10, 86_400_000),
+  REVOCATION_LEASE: integer(30_000, 1000, 3_600_000),
+
+  LOGOUT_BODY_LIMIT: integer(65_536, 1024, 10_485_760),
+  HOOK_BODY_LIMIT: integer(16_384, 1024, 10_485_760),
+  SHUTDOWN_TIMEOUT: integer(25_000, 0, 600_000)
+}).superRefine((env, ctx) => {
+  if (env.REDIS_URL !== undefined && env.REDIS_CLUSTER_NODES.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set REDIS_URL or REDIS_CLUSTER_NODES, not both' })
+  }
+  if (env.REVOCATION_BACKOFF_MAX < env.REVOCATION_BACKOFF_BASE) {
+    ctx.addIssue({ code: 'custom', path: ['REVOCATION_BACKOFF_MAX'], message: 'must not be smaller than REVOCATION_BACKOFF_BASE' })
+  }
+  if (env.UPSTREAM_TIMEOUT * 2 > env.REVOCATION_LEASE) {
+    ctx.addIssue({ code: 'custom', path: ['REVOCATION_LEASE'], message: 'must be at least twice UPSTREAM_TIMEOUT, or a slow call could run twice' })
+  }
+}).transform((env) => ({
+  http: {
+    port: env.PORT,
+    host: env.HOST,
+    logoutBodyLimit: env.LOGOUT_BODY_LIMIT,
+    hookBodyLimit: env.HOOK_BODY_LIMIT,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT
+  },
+  logLevel: env.LOG_LEVEL,
+  oidc: {
+    issuer: env.OIDC_ISSUER as string,
+    jwksUrl: env.OIDC_JWKS_URL,
+    audiences: env.OIDC_AUDIENCES,
+    algorithms: env.OIDC_ALGORITHMS,
+    maxAgeSeconds: env.LOGOUT_TOKEN_MAX_AGE,
+    clockToleranceSeconds: env.CLOCK_TOLERANCE,
+    requireExp: env.LOGOUT_TOKEN_REQUIRE_EXP
+  },
+  redis: {
+    url: env.REDIS_URL,
+    clusterNodes: env.REDIS_CLUSTER_NODES,
+    tls: env.REDIS_TLS,
+    keyPrefix: env.REDIS_KEY_PREFIX,
+    commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT
+  },
+  index: {
+    sidTtlSeconds: env.SID_TTL,
+    unresolvedSidTtlSeconds: env.UNRESOLVED_SID_TTL
+  },
+  kratos: { adminUrl: env.KRATOS_ADMIN_URL as string, adminToken: env.KRATOS_ADMIN_TOKEN },
+  hydra: { adminUrl: env.HYDRA_ADMIN_URL as string, adminToken: env.HYDRA_ADMIN_TOKEN },
+  upstreamTimeoutMs: env.UPSTREAM_TIMEOUT,
+  loginHook: { apiKeys: env.LOGIN_HOOK_API_KEYS },
+  adminApi: { apiKeys: env.ADMIN_API_KEYS },
+  revocation: {
+    maxAttempts: env.REVOCATION_MAX_ATTEMPTS,
+    maxAgeMs: env.REVOCATION_MAX_AGE * 1000,
+    concurrency: env.REVOCATION_CONCURRENCY,
+    backoffBaseMs: env.REVOCATION_BACKOFF_BASE,
+    backoffMaxMs: env.REVOCATION_BACKOFF_MAX,
+    leaseMs: env.REVOCATION_LEASE
+  }
+}))
+
+/** The service's whole configuration, as validated by {@link loadConfig}. */
+export type Config = z.output<typeof envSchema>
+
+/** Every problem found in the environment, each as `NAME: what is wrong`. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG_INVALID'
+  constructor (readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Reads a secret file; injected so that {@link loadConfig} stays testable without a file system. */
+export type ReadSecretFile = (path: string) => string
+
+/**
+ * Validates the environment with one schema and returns the typed configuration. Every problem is
+ * collected and thrown at once as a {@link ConfigError}. A secret `NAME` may come from the file named
+ * by `NAME_FILE` (Docker and Kubernetes secrets); setting both is a problem.
+ */
+export function loadConfig (
+  env: Record<string, string | undefined>,
+  readSecretFile: ReadSecretFile = (path) => readFileSync(path, 'utf8')
+): Config {
+  const problems: string[] = []
+  const resolved: Record<string, string | undefined> = { ...env }
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`]
+    if (file === undefined || file === '') continue
+    if (env[name] !== undefined && env[name] !== '') {
+      problems.push(`${name}: set ${name} or ${name}_FILE, not both`)
+      continue
+    }
+    try {
+      resolved[name] = readSecretFile(file).replace(/\r?\n$/, '')
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+  }
+  const result = envSchema.safeParse(resolved)
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const name = issue.path.join('.') || 'environment'
+      problems.push(`${name}: ${issue.message}`)
+    }
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems)
+  return result.data
+}
+
+/** What an operator should know about a valid configuration, said once at startup. */
+export function startupNotices (config: Config): Array<{ level: 'warn' | 'info', message: string }> {
+  const notices: Array<{ level: 'warn' | 'info', message: string }> = []
+  if (config.redis.url === undefined && config.redis.clusterNodes.length === 0) {
+    notices.push({
+      level: 'warn',
+      message: 'REDIS_URL is not set: using an in-memory store for one instance; the session index and queued revocations are lost on restart'
+    })
+  }
+  if (config.oidc.audiences.length === 0) {
+    notices.push({ level: 'info', message: `OIDC_AUDIENCES is empty: logout tokens for any client of ${config.oidc.issuer} are accepted` })
+  }
+  if (config.loginHook.apiKeys.length === 0) {
+    notices.push({ level: 'warn', message: 'LOGIN_HOOK_API_KEYS is not set: the login hook is not configured and refuses every call' })
+  }
+  if (config.adminApi.apiKeys.length === 0) {
+    notices.push({ level: 'info', message: 'ADMIN_API_KEYS is not set: the admin API refuses every call' })
+  }
+  return notices
+}
+
+/** Hides the password of a URL so that it can be logged or printed. */
+export function redactUrl (raw: string): string {
+  try {
+    const parsed = new URL(raw)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return raw.replace(/\/\/[^@/]*@/, '//***@')
+  }
+}

@@ -1,0 +1,78 @@
+import { tokenRejected } from './errors.js'
+import type { LogoutTokenVerifier } from './logout-token.js'
+import type { ReplayGuard } from './replay-guard.js'
+import type { RevocationQueue } from './revocation-queue.js'
+import type { SessionIndex } from './session-index.js'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Kratos identity ids are UUIDs; a value that is not one cannot name a Kratos identity. */
+export function isIdentityId (value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value)
+}
+
+export interface LogoutDeps {
+  verify: LogoutTokenVerifier
+  replay: ReplayGuard
+  index: SessionIndex
+  queue: RevocationQueue
+  /** Wakes the local worker after an enqueue. */
+  onEnqueued: () => void
+  /**
+   * How long a `jti` and a sid's revocation are remembered: as long as any token of the same logout
+   * could still be accepted (maximum age plus the clock tolerance on either side).
+   */
+  rememberSeconds: number
+}
+
+export type LogoutResult =
+  /** A revocation of every Kratos session of the identity is queued durably. */
+  | { outcome: 'queued', identityId: string, resolvedBy: 'sid' | 'sub' }
+  /** Another token of the same logout (another client of the same sid) already queued it. */
+  | { outcome: 'duplicate', identityId: string }
+  /** Nobody to revoke now; a login hook arriving late for the sid will revoke at once. */
+  | { outcome: 'unresolved' }
+
+/**
+ * Accepts one back-channel logout: validates the token, refuses a replay, resolves the identity
+ * (sid index first, then a `sub` that is a Kratos identity id), queues one revocation per sid, and
+ * only then consumes the `jti` — so a failure anywhere before leaves the token acceptable when the
+ * issuer resends it, and the answer 200 always means the revocation is recorded durably.
+ */
+export async function acceptLogout (deps: LogoutDeps, token: string): Promise<LogoutResult> {
+  const claims = await deps.verify(token)
+  if (await deps.replay.seen(claims.iss, claims.jti)) {
+    throw tokenRejected('replay', 'logout_token was already used (jti)')
+  }
+
+  const subjectIdentity = isIdentityId(claims.sub) ? claims.sub.toLowerCase() : null
+  let identityId = subjectIdentity
+  let resolvedBy: 'sid' | 'sub' = 'sub'
+  if (claims.sid !== undefined) {
+    const indexed = await deps.index.resolve(claims.sid, subjectIdentity === null)
+    if (indexed !== null) {
+      identityId = indexed
+      resolvedBy = 'sid'
+    }
+  }
+
+  let result: LogoutResult = { outcome: 'unresolved' }
+  if (identityId !== null) {
+    const [queued] = await deps.queue.enqueue([{
+      target: { kind: 'kratos-sessions', identityId },
+      ...(claims.sid !== undefined ? { sid: claims.sid } : {}),
+      dedupeKey: claims.sid !== undefined ? `sid:${claims.sid}` : `jti:${claims.jti}`
+    }], deps.rememberSeconds)
+    if (queued?.enqueued === true) {
+      deps.onEnqueued()
+      result = { outcome: 'queued', identityId, resolvedBy }
+    } else {
+      result = { outcome: 'duplicate', identityId }
+    }
+  }
+
+  if (!await deps.replay.consume(claims.iss, claims.jti, deps.rememberSeconds)) {
+    throw tokenRejected('replay', 'logout_token was already used (jti)')
+  }
+  return result
+}
