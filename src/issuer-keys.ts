@@ -20,23 +20,26 @@ export interface IssuerKeysOptions {
 
 /**
  * The issuer's signing keys as a jose key resolver: the JWKS is fetched once, cached, and refetched
- * at most once per cooldown when a token names an unknown `kid` (key rotation). When the issuer cannot
- * be reached, the keys last fetched still verify tokens whose `kid` they hold; any other token gets
- * `ERR_JWKS_UNAVAILABLE`, because it cannot be judged — it may be signed by a key rotated in meanwhile.
+ * at most once per cooldown when a token names an unknown `kid` (key rotation). A `kid` still unknown
+ * after a refetch is a 400; one met while the cooldown forbids a refetch is `ERR_JWKS_UNAVAILABLE`
+ * (503, retry later), since it may be a key rotated in since. When the issuer cannot be reached, the
+ * keys last fetched still verify tokens whose `kid` they hold.
  */
 export function createIssuerKeys (options: IssuerKeysOptions): JWTVerifyGetKey {
   const fetchImpl = options.fetch ?? fetch
   const timeoutMs = options.timeoutMs ?? 5000
-  const cache: ExportedJWKSCache | Record<string, never> = {}
+  const cooldownMs = options.cooldownMs ?? 30_000
+  // jose keeps the last JWKS fetched (and when) here: our fallback when the issuer is unreachable.
+  const cache: Partial<ExportedJWKSCache> = {}
   let remote: Promise<JWTVerifyGetKey> | undefined
 
   const remoteKeys = (): Promise<JWTVerifyGetKey> => {
     remote ??= resolveJwksUrl(options.issuer, options.jwksUrl, fetchImpl, timeoutMs).then((url) =>
       createRemoteJWKSet(new URL(url), {
         timeoutDuration: timeoutMs,
-        cooldownDuration: options.cooldownMs ?? 30_000,
+        cooldownDuration: cooldownMs,
         cacheMaxAge: options.cacheMaxAgeMs ?? 600_000,
-        [jwksCache]: cache,
+        [jwksCache]: cache as ExportedJWKSCache,
         [customFetch]: fetchImpl
       })
     ).catch((err: unknown) => {
@@ -47,17 +50,22 @@ export function createIssuerKeys (options: IssuerKeysOptions): JWTVerifyGetKey {
   }
 
   return async (header, token) => {
-    let keys: JWTVerifyGetKey
+    const fetchedAt = cache.uat
     try {
-      keys = await remoteKeys()
-      return await keys(header, token)
+      return await (await remoteKeys())(header, token)
     } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey && cache.uat === fetchedAt) {
+        // jose refetches for an unknown kid only once per cooldown. No refetch happened for this
+        // token, so the kid may be a key rotated in since: it cannot be judged yet.
+        throw new RelayError('ERR_JWKS_UNAVAILABLE', 'logout_token kid is not known yet; the signing keys are refetched shortly',
+          { retryAfter: Math.ceil(cooldownMs / 1000) })
+      }
       if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys ||
         err instanceof errors.JOSENotSupported || err instanceof RelayError) {
         throw err
       }
       // The issuer could not be reached: fall back on the keys last fetched, if they know this kid.
-      if ('jwks' in cache && cache.jwks !== undefined) {
+      if (cache.jwks !== undefined) {
         try {
           return await createLocalJWKSet(cache.jwks)(header, token)
         } catch {}

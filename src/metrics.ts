@@ -39,38 +39,42 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry]
   })
+  // The queue is read once per scrape: prom-client collects every metric of a scrape at once, in the
+  // same tick, so the three gauges below share one read. A store that is down shows as store_up 0.
+  let snapshot: Promise<QueueCounts | undefined> | undefined
+  const readQueue = async (): Promise<QueueCounts | undefined> => {
+    snapshot ??= queueCounts().catch(() => undefined).finally(() => { snapshot = undefined })
+    return await snapshot
+  }
+  const storeUp = new Gauge({
+    name: 'logout_relay_store_up',
+    help: '1 when the revocation queue could be read at this scrape, 0 when the store is down.',
+    registers: [registry],
+    async collect () {
+      this.set(await readQueue() === undefined ? 0 : 1)
+    }
+  })
   const queueDepth = new Gauge({
     name: 'logout_relay_queue_depth',
     help: 'Revocation jobs in the queue: waiting (due now or later) and active (claimed by a worker).',
     labelNames: ['state'] as const,
-    registers: []
+    registers: [registry],
+    async collect () {
+      const counts = await readQueue()
+      if (counts === undefined) return
+      this.set({ state: 'waiting' }, counts.waiting)
+      this.set({ state: 'active' }, counts.active)
+    }
   })
   const deadLetters = new Gauge({
     name: 'logout_relay_dead_letters',
     help: 'Revocation jobs given up on, kept in the dead-letter set. Alert when above 0.',
-    registers: []
-  })
-  // Registered before them: its collect reads the queue once per scrape and fills the two gauges above,
-  // which are registered after it. A store that is down leaves their last values and says so here.
-  const storeUp = new Gauge({
-    name: 'logout_relay_store_up',
-    help: '1 when the revocation queue could be read at this scrape, 0 when the store is down.',
-    registers: [],
+    registers: [registry],
     async collect () {
-      try {
-        const counts = await queueCounts()
-        queueDepth.set({ state: 'waiting' }, counts.waiting)
-        queueDepth.set({ state: 'active' }, counts.active)
-        deadLetters.set(counts.dead)
-        this.set(1)
-      } catch {
-        this.set(0)
-      }
+      const counts = await readQueue()
+      if (counts !== undefined) this.set(counts.dead)
     }
   })
-  registry.registerMetric(storeUp)
-  registry.registerMetric(queueDepth)
-  registry.registerMetric(deadLetters)
   const deadLettered = new Counter({
     name: 'logout_relay_dead_lettered_total',
     help: 'Revocation jobs moved to the dead letters by this process.',
@@ -79,6 +83,7 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
 
   return {
     registry,
+    gauges: { storeUp, queueDepth, deadLetters },
     logout (outcome: LogoutOutcome, reason: TokenRejection | 'request' | '' = '') {
       logoutTokens.inc({ outcome, reason })
     },

@@ -1,0 +1,212 @@
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+
+/** Ory's published OpenAPI documents (v26.2.0), kept in test/fixtures/ory. */
+export function oryFixture (relative: string): URL {
+  return new URL(`../fixtures/ory/${relative}`, import.meta.url)
+}
+
+interface Operation {
+  operationId: string
+  method: string
+  pattern: RegExp
+  params: string[]
+  statuses: Set<string>
+  /** Fewer path parameters first: /admin/identities/by/external/{x} before /admin/identities/{id}. */
+  specificity: number
+}
+
+/** The operations of an OpenAPI document, to route requests by and to check answers against. */
+export function loadOperations (specFile: string): Operation[] {
+  const spec = JSON.parse(readFileSync(oryFixture(specFile), 'utf8')) as {
+    paths: Record<string, Record<string, { operationId: string, responses: Record<string, unknown> }>>
+  }
+  const operations: Operation[] = []
+  for (const [path, methods] of Object.entries(spec.paths)) {
+    const params: string[] = []
+    const pattern = new RegExp('^' + path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{([^}]+)\}/g, (_match, name: string) => {
+      params.push(name)
+      return '([^/]+)'
+    }) + '$')
+    for (const [method, operation] of Object.entries(methods)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue
+      operations.push({
+        operationId: operation.operationId,
+        method: method.toUpperCase(),
+        pattern,
+        params,
+        statuses: new Set(Object.keys(operation.responses)),
+        specificity: params.length
+      })
+    }
+  }
+  return operations.sort((a, b) => a.specificity - b.specificity)
+}
+
+export interface RecordedCall {
+  operationId: string
+  method: string
+  path: string
+  params: Record<string, string>
+  query: URLSearchParams
+  authorization: string | undefined
+  body: string
+}
+
+export interface Answer {
+  status: number
+  body?: unknown
+}
+
+export type Handler = (call: RecordedCall) => Answer | Promise<Answer>
+
+/** How an operation fails, for the next `times` calls (Infinity: until `heal`). */
+export type Fault =
+  | { status: number, times?: number }
+  | { kind: 'timeout', times?: number }
+  | { kind: 'reset', times?: number }
+
+/**
+ * A real HTTP server that plays an Ory API as its OpenAPI document describes it: a request that is no
+ * operation of the document, an operation the test did not implement, or an answer with a status the
+ * document does not list is recorded as a violation — the test's teardown fails on any.
+ */
+export class OryDouble {
+  readonly calls: RecordedCall[] = []
+  readonly violations: string[] = []
+  readonly #operations: Operation[]
+  readonly #handlers: Record<string, Handler>
+  readonly #faults = new Map<string, Fault & { remaining: number }>()
+  readonly #sockets = new Set<Socket>()
+  readonly #waiters: Array<() => void> = []
+  #server: Server | undefined
+  #token: string | undefined
+  url = ''
+
+  constructor (specFile: string, handlers: Record<string, Handler>, options: { token?: string } = {}) {
+    this.#operations = loadOperations(specFile)
+    this.#handlers = handlers
+    this.#token = options.token
+    for (const operationId of Object.keys(handlers)) {
+      if (!this.#operations.some((operation) => operation.operationId === operationId)) {
+        throw new Error(`${operationId} is not an operation of ${specFile}`)
+      }
+    }
+  }
+
+  async listen (port = 0): Promise<this> {
+    this.#server = createServer((req, res) => { void this.#handle(req, res) })
+    this.#server.keepAliveTimeout = 5000
+    this.#server.on('connection', (socket) => {
+      this.#sockets.add(socket)
+      socket.on('close', () => this.#sockets.delete(socket))
+    })
+    await new Promise<void>((resolve) => this.#server?.listen(port, '127.0.0.1', resolve))
+    const address = this.#server.address()
+    this.url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+    return this
+  }
+
+  get port (): number {
+    return Number(new URL(this.url).port)
+  }
+
+  /** Makes the next calls of an operation fail. */
+  fail (operationId: string, fault: Fault): void {
+    this.#faults.set(operationId, { ...fault, remaining: fault.times ?? Infinity })
+  }
+
+  heal (operationId: string): void {
+    this.#faults.delete(operationId)
+  }
+
+  callsOf (operationId: string): RecordedCall[] {
+    return this.calls.filter((call) => call.operationId === operationId)
+  }
+
+  /** Resolves once `count` calls of the operation were answered; rejects after `timeoutMs`. */
+  async waitForCalls (operationId: string, count: number, timeoutMs = 10_000): Promise<RecordedCall[]> {
+    const deadline = Date.now() + timeoutMs
+    while (this.callsOf(operationId).length < count) {
+      if (Date.now() > deadline) {
+        throw new Error(`expected ${count} call(s) of ${operationId}, got ${this.callsOf(operationId).length}`)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50)
+        this.#waiters.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+    return this.callsOf(operationId)
+  }
+
+  async close (): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy()
+    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve())
+  }
+
+  async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://double')
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const operation = this.#operations.find((op) => op.method === req.method && op.pattern.test(url.pathname))
+    if (operation === undefined) {
+      this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
+      return this.#send(res, 404, { error: { code: 404, message: 'not found' } })
+    }
+    const match = operation.pattern.exec(url.pathname) ?? []
+    const params = Object.fromEntries(operation.params.map((name, i) => [name, decodeURIComponent(match[i + 1] ?? '')]))
+    const call: RecordedCall = {
+      operationId: operation.operationId,
+      method: operation.method,
+      path: url.pathname,
+      params,
+      query: url.searchParams,
+      authorization: req.headers.authorization,
+      body: Buffer.concat(chunks).toString('utf8')
+    }
+
+    const fault = this.#faults.get(operation.operationId)
+    if (fault !== undefined) {
+      if (--fault.remaining <= 0) this.#faults.delete(operation.operationId)
+      this.#record(call)
+      if ('kind' in fault && fault.kind === 'reset') return void req.socket.destroy()
+      if ('kind' in fault && fault.kind === 'timeout') return // never answers; closed with the server
+      if ('status' in fault) return this.#answer(res, operation, { status: fault.status, body: { error: { code: fault.status, message: 'injected fault' } } })
+    }
+
+    if (this.#token !== undefined && call.authorization !== `Bearer ${this.#token}`) {
+      this.#record(call)
+      return this.#answer(res, operation, { status: 401, body: { error: { code: 401, message: 'unauthorized' } } })
+    }
+    const handler = this.#handlers[operation.operationId]
+    if (handler === undefined) {
+      this.violations.push(`${operation.operationId} was called, but the test does not expect it`)
+      this.#record(call)
+      return this.#send(res, 501, {})
+    }
+    const answer = await handler(call)
+    this.#record(call)
+    this.#answer(res, operation, answer)
+  }
+
+  #record (call: RecordedCall): void {
+    this.calls.push(call)
+    for (const wake of this.#waiters.splice(0)) wake()
+  }
+
+  #answer (res: ServerResponse, operation: Operation, answer: Answer): void {
+    if (!operation.statuses.has(String(answer.status)) && !operation.statuses.has('default')) {
+      this.violations.push(`${operation.operationId} answered ${answer.status}, which the API does not document`)
+    }
+    this.#send(res, answer.status, answer.body)
+  }
+
+  #send (res: ServerResponse, status: number, body: unknown): void {
+    if (body === undefined || status === 204) {
+      res.writeHead(status).end()
+      return
+    }
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+  }
+}
