@@ -151,9 +151,19 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(backchannelLogoutRoutes, { relay })
   await app.register(loginHookRoutes, { relay })
 
-  app.addHook('preClose', async () => { closing = true })
+  // Shutdown: readiness fails at once, the worker claims nothing more and settles its jobs in flight,
+  // responses tell keep-alive clients to go, and the store closes once the last request is answered.
+  let workerStopped: Promise<void> | undefined
+  app.addHook('preClose', async () => {
+    closing = true
+    workerStopped = worker.stop()
+  })
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close')
+    return payload
+  })
   app.addHook('onClose', async () => {
-    await worker.stop()
+    await (workerStopped ?? worker.stop())
     await stores.close()
   })
   if (deps.startWorker !== false) worker.start()

@@ -49,7 +49,12 @@ t.test('fetches discovery and the JWKS once, then serves every token from the ca
 t.test('OIDC_JWKS_URL skips discovery', async (t) => {
   const { hydra, verify } = await setup(t, { jwksUrl: undefined })
   const direct = createLogoutTokenVerifier({
-    issuer: hydra.issuer, audiences: [], algorithms: ['RS256'], maxAgeSeconds: 300, clockToleranceSeconds: 30, requireExp: false,
+    issuer: hydra.issuer,
+    audiences: [],
+    algorithms: ['RS256'],
+    maxAgeSeconds: 300,
+    clockToleranceSeconds: 30,
+    requireExp: false,
     keys: createIssuerKeys({ issuer: 'http://unreachable.invalid/', jwksUrl: hydra.jwksUrl })
   })
   t.equal(await outcome(direct(await hydra.logoutToken(randomUUID()))), 'ok')

@@ -54,7 +54,13 @@ t.test('accepts a token as other providers sign it: sub, sid, exp, typ logout+jw
   const key = await createSigningKey('ES256')
   const sub = randomUUID()
   const token = await new SignJWT({
-    iss: hydra.issuer, aud: 'app-b', iat: now(), exp: now() + 120, jti: randomUUID(), sub, sid: 'opaque-sid',
+    iss: hydra.issuer,
+    aud: 'app-b',
+    iat: now(),
+    exp: now() + 120,
+    jti: randomUUID(),
+    sub,
+    sid: 'opaque-sid',
     events: { [BACKCHANNEL_LOGOUT_EVENT]: {}, 'https://example.com/other-event': { x: 1 } },
     unknown_claim: 'ignored'
   }).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'logout+jwt' }).sign(key.privateKey)

@@ -112,7 +112,7 @@ t.test('stop() waits for the jobs in flight and leaves the rest queued', async (
   t.ok(await eventually(() => started === 2))
   const stopped = worker.stop()
   let done = false
-  void stopped.then(() => { done = true })
+  stopped.then(() => { done = true }, () => {})
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(done, false, 'still waiting for the two in flight')
   release()

@@ -66,6 +66,8 @@ export type Fault =
   | { status: number, times?: number }
   | { kind: 'timeout', times?: number }
   | { kind: 'reset', times?: number }
+  /** Answers normally, after a pause. */
+  | { kind: 'delay', ms: number, times?: number }
 
 /**
  * A real HTTP server that plays an Ory API as its OpenAPI document describes it: a request that is no
@@ -96,7 +98,9 @@ export class OryDouble {
   }
 
   async listen (port = 0): Promise<this> {
-    this.#server = createServer((req, res) => { void this.#handle(req, res) })
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => { this.violations.push(`the double failed: ${String(err)}`) })
+    })
     this.#server.keepAliveTimeout = 5000
     this.#server.on('connection', (socket) => {
       this.#sockets.add(socket)
@@ -169,10 +173,17 @@ export class OryDouble {
     const fault = this.#faults.get(operation.operationId)
     if (fault !== undefined) {
       if (--fault.remaining <= 0) this.#faults.delete(operation.operationId)
-      this.#record(call)
-      if ('kind' in fault && fault.kind === 'reset') return void req.socket.destroy()
-      if ('kind' in fault && fault.kind === 'timeout') return // never answers; closed with the server
-      if ('status' in fault) return this.#answer(res, operation, { status: fault.status, body: { error: { code: fault.status, message: 'injected fault' } } })
+      if ('ms' in fault) {
+        await new Promise((resolve) => setTimeout(resolve, fault.ms))
+      } else {
+        this.#record(call)
+        if ('status' in fault) return this.#answer(res, operation, { status: fault.status, body: { error: { code: fault.status, message: 'injected fault' } } })
+        if (fault.kind === 'reset') {
+          req.socket.destroy()
+          return
+        }
+        return // a timeout: never answers; the socket is closed with the server
+      }
     }
 
     if (this.#token !== undefined && call.authorization !== `Bearer ${this.#token}`) {

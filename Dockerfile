@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1
+# logout-relay: build the TypeScript in one stage; run only the production dependencies and the
+# compiled output, as a non-root user, in the other.
+ARG NODE_IMAGE=node:22.22.0-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY scripts ./scripts
+RUN npm run build && sh scripts/assemble-runtime.sh /runtime
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    PORT=8080 \
+    HOST=0.0.0.0
+WORKDIR /app
+COPY --from=build /runtime ./
+USER node
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 CMD ["node", "dist/healthcheck.js"]
+CMD ["node", "dist/server.js"]

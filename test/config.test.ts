@@ -1,0 +1,122 @@
+import t from 'tap'
+import { ConfigError, loadConfig, redactUrl, startupNotices } from '../src/config.js'
+
+function problems (env: Record<string, string>, files: Record<string, string> = {}): string[] {
+  try {
+    loadConfig(env, (path) => {
+      const content = files[path]
+      if (content === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' })
+      return content
+    })
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  return []
+}
+
+t.test('defaults serve a local Hydra and Kratos', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.http.port, 8080)
+  t.equal(config.http.host, '0.0.0.0')
+  t.equal(config.logLevel, 'info')
+  t.equal(config.oidc.issuer, 'http://127.0.0.1:4444/')
+  t.equal(config.oidc.jwksUrl, undefined)
+  t.same(config.oidc.audiences, [])
+  t.same(config.oidc.algorithms, ['RS256'])
+  t.equal(config.oidc.maxAgeSeconds, 300)
+  t.equal(config.oidc.clockToleranceSeconds, 30)
+  t.equal(config.oidc.requireExp, false)
+  t.equal(config.redis.url, undefined)
+  t.equal(config.redis.keyPrefix, 'logout-relay:')
+  t.equal(config.index.sidTtlSeconds, 2_592_000)
+  t.equal(config.kratos.adminUrl, 'http://127.0.0.1:4434')
+  t.equal(config.hydra.adminUrl, 'http://127.0.0.1:4445')
+  t.same(config.loginHook.apiKeys, [])
+  t.equal(config.revocation.maxAttempts, 20)
+})
+
+t.test('reads every documented variable', async (t) => {
+  const config = loadConfig({
+    PORT: '9000',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'debug',
+    OIDC_ISSUER: 'https://auth.example.com/',
+    OIDC_JWKS_URL: 'http://hydra:4444/.well-known/jwks.json',
+    OIDC_AUDIENCES: 'app-a, app-b',
+    OIDC_ALGORITHMS: 'RS256,ES256',
+    LOGOUT_TOKEN_MAX_AGE: '120',
+    CLOCK_TOLERANCE: '5',
+    LOGOUT_TOKEN_REQUIRE_EXP: 'true',
+    REDIS_URL: 'rediss://:pw@redis:6380/2',
+    REDIS_KEY_PREFIX: 'relay:',
+    SID_TTL: '3600',
+    KRATOS_ADMIN_URL: 'http://kratos:4434',
+    KRATOS_ADMIN_TOKEN: 'ory_pat_x',
+    HYDRA_ADMIN_URL: 'http://hydra:4445',
+    HYDRA_ADMIN_TOKEN: 'ory_pat_y',
+    LOGIN_HOOK_API_KEYS: 'k1-0123456789abcdef,k2-0123456789abcdef',
+    REVOCATION_MAX_ATTEMPTS: '7'
+  })
+  t.equal(config.http.port, 9000)
+  t.same(config.oidc.audiences, ['app-a', 'app-b'])
+  t.same(config.oidc.algorithms, ['RS256', 'ES256'])
+  t.equal(config.oidc.requireExp, true)
+  t.equal(config.redis.url, 'rediss://:pw@redis:6380/2')
+  t.equal(config.kratos.adminToken, 'ory_pat_x')
+  t.same(config.loginHook.apiKeys, ['k1-0123456789abcdef', 'k2-0123456789abcdef'])
+  t.equal(config.revocation.maxAttempts, 7)
+  t.equal(config.index.sidTtlSeconds, 3600)
+})
+
+t.test('every problem is reported at once', async (t) => {
+  const found = problems({
+    PORT: 'eighty',
+    LOG_LEVEL: 'loud',
+    OIDC_ISSUER: 'not a url',
+    OIDC_ALGORITHMS: 'RS256,HS256,none',
+    LOGOUT_TOKEN_MAX_AGE: '-1',
+    LOGOUT_TOKEN_REQUIRE_EXP: 'maybe',
+    REDIS_URL: 'http://redis:6379',
+    REDIS_KEY_PREFIX: '{relay}:',
+    LOGIN_HOOK_API_KEYS: 'tiny-key',
+    KRATOS_ADMIN_URL: 'ftp://kratos'
+  })
+  const names = found.map((problem) => problem.split(':')[0])
+  for (const name of ['PORT', 'LOG_LEVEL', 'OIDC_ISSUER', 'OIDC_ALGORITHMS', 'LOGOUT_TOKEN_MAX_AGE', 'LOGOUT_TOKEN_REQUIRE_EXP', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'LOGIN_HOOK_API_KEYS', 'KRATOS_ADMIN_URL']) {
+    t.ok(names.includes(name), `${name} reported`)
+  }
+  t.equal(found.filter((problem) => problem.startsWith('OIDC_ALGORITHMS')).length, 2, 'HS256 and none, each named')
+  t.match(found.join('\n'), /"HS256" is not allowed/)
+  t.notMatch(found.join('\n'), /tiny-key/, 'the key itself is never printed')
+})
+
+t.test('secrets from NAME_FILE', async (t) => {
+  const config = loadConfig({ LOGIN_HOOK_API_KEYS_FILE: '/run/secrets/hook', KRATOS_ADMIN_TOKEN_FILE: '/run/secrets/kratos' }, (path) =>
+    path === '/run/secrets/hook' ? 'from-file-0123456789abc\n' : 'kratos-token\n')
+  t.same(config.loginHook.apiKeys, ['from-file-0123456789abc'])
+  t.equal(config.kratos.adminToken, 'kratos-token')
+  t.same(problems({ LOGIN_HOOK_API_KEYS: 'a-0123456789abcdefgh', LOGIN_HOOK_API_KEYS_FILE: '/x' }), ['LOGIN_HOOK_API_KEYS: set LOGIN_HOOK_API_KEYS or LOGIN_HOOK_API_KEYS_FILE, not both'])
+  t.same(problems({ REDIS_URL_FILE: '/missing' }), ['REDIS_URL_FILE: cannot read "/missing" (ENOENT)'])
+})
+
+t.test('cross-field rules', async (t) => {
+  t.match(problems({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000' }).join(), /not both/)
+  t.match(problems({ REDIS_CLUSTER_NODES: 'b:7000,c' }).join(), /"c" is not host:port/)
+  t.match(problems({ REVOCATION_BACKOFF_BASE: '5000', REVOCATION_BACKOFF_MAX: '1000' }).join(), /REVOCATION_BACKOFF_MAX/)
+  t.match(problems({ UPSTREAM_TIMEOUT: '20000', REVOCATION_LEASE: '30000' }).join(), /REVOCATION_LEASE/)
+})
+
+t.test('startup notices say what runs unprotected or undurable', async (t) => {
+  const notices = startupNotices(loadConfig({})).map((notice) => `${notice.level} ${notice.message}`)
+  t.match(notices.join('\n'), /warn REDIS_URL is not set: using an in-memory store/)
+  t.match(notices.join('\n'), /warn LOGIN_HOOK_API_KEYS is not set: the login hook is not configured/)
+  t.match(notices.join('\n'), /OIDC_AUDIENCES is empty: logout tokens for any client/)
+  const quiet = startupNotices(loadConfig({ REDIS_URL: 'redis://r', LOGIN_HOOK_API_KEYS: 'k-0123456789abcdefgh', ADMIN_API_KEYS: 'a-0123456789abcdefgh', OIDC_AUDIENCES: 'app' }))
+  t.same(quiet, [])
+})
+
+t.test('passwords in URLs are hidden', async (t) => {
+  t.equal(redactUrl('redis://user:secret@redis:6379/0'), 'redis://user:***@redis:6379/0')
+  t.equal(redactUrl('redis://redis:6379'), 'redis://redis:6379')
+})
