@@ -1,6 +1,6 @@
+import underPressure from '@fastify/under-pressure'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { createApiKeyCheck } from './api-keys.js'
 import type { Config } from './config.js'
 import { RelayError, isRelayError } from './errors.js'
 import type { Clock } from './expiring-map.js'
@@ -11,6 +11,7 @@ import { acceptLogout, type LogoutResult } from './logout.js'
 import { createLogoutTokenVerifier } from './logout-token.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { createHydraAdmin, createKratosAdmin, type HydraAdmin, type KratosAdmin } from './ory-admin.js'
+import { FixedWindowLimiter } from './rate-limit.js'
 import { Keyspace, createRedisClient, waitForRedis, type RedisClient } from './redis.js'
 import { createMemoryReplayGuard, createRedisReplayGuard, type ReplayGuard } from './replay-guard.js'
 import { createMemoryRevocationQueue, createRedisRevocationQueue, type RevocationQueue } from './revocation-queue.js'
@@ -28,7 +29,8 @@ export interface Relay {
   metrics: Metrics
   logout: (token: string) => Promise<LogoutResult>
   indexLogin: (input: LoginHookInput) => Promise<LoginHookResult>
-  checkHookKey: (presented: string | undefined) => boolean
+  /** Per-replica rate limits of the authenticated routes. */
+  limits: { authFailures: FixedWindowLimiter, hookCalls: FixedWindowLimiter }
   /** Names each dependency that is not ready; empty when the relay can serve. */
   readiness: () => Promise<Record<string, string>>
   stores: Stores
@@ -100,7 +102,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     worker,
     logout: (token) => acceptLogout({ verify, ...stores, onEnqueued, rememberSeconds }, token),
     indexLogin: (input) => indexLogin({ ...stores, hydra, onEnqueued, rememberSeconds }, input),
-    checkHookKey: createApiKeyCheck(config.loginHook.apiKeys),
+    limits: {
+      authFailures: new FixedWindowLimiter(config.authFailures.limit, config.authFailures.windowSeconds * 1000, clock),
+      hookCalls: new FixedWindowLimiter(config.loginHook.rateLimit, config.loginHook.rateWindowSeconds * 1000, clock)
+    },
     async readiness () {
       const problems: Record<string, string> = {}
       if (closing) problems['shutdown'] = 'the relay is shutting down'
@@ -120,8 +125,22 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     bodyLimit: config.http.logoutBodyLimit,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    trustProxy: typeof config.http.trustProxy === 'number' ? trustHops(config.http.trustProxy) : config.http.trustProxy,
     routerOptions: { ignoreTrailingSlash: true }
   })
+
+  if (config.http.maxEventLoopDelayMs > 0) {
+    // Load shedding: a saturated event loop answers 503 at once rather than letting requests time
+    // out. Health and metrics are spared, so that an overloaded replica is not mistaken for a dead one.
+    await app.register(underPressure, {
+      maxEventLoopDelay: config.http.maxEventLoopDelayMs,
+      sampleInterval: 100,
+      pressureHandler: async (request) => {
+        if (request.url.startsWith('/health/') || request.url === '/metrics') return
+        throw new RelayError('ERR_OVERLOADED', 'the relay is overloaded; retry later')
+      }
+    })
+  }
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
@@ -168,6 +187,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
   if (deps.startWorker !== false) worker.start()
   return app
+}
+
+/** Trusts the nearest `hops` proxies' X-Forwarded-For entries (TRUST_PROXY=<n>). */
+function trustHops (hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops
 }
 
 /** Fastify's own 4xx (bad JSON, body too large, wrong content type) in the relay's error shape. */

@@ -124,6 +124,21 @@ const envSchema = z.object({
   REVOCATION_BACKOFF_MAX: integer(900_000, 10, 86_400_000),
   REVOCATION_LEASE: integer(30_000, 1000, 3_600_000),
 
+  HOOK_RATE_LIMIT: integer(1000, 1),
+  HOOK_RATE_WINDOW: integer(1, 1, 3600),
+  AUTH_FAILURE_LIMIT: integer(10, 1),
+  AUTH_FAILURE_WINDOW: integer(60, 1, 86_400),
+  TRUST_PROXY: z.string().optional().transform((value, ctx) => {
+    const raw = value?.trim() ?? ''
+    if (raw === '' || raw === 'false') return false
+    if (raw === 'true') return true
+    if (/^\d+$/.test(raw)) return Number(raw)
+    const entries = raw.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+    if (entries.every((entry) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(entry))) return entries
+    ctx.addIssue({ code: 'custom', message: `must be true, false, a hop count, or a list of proxy addresses/CIDRs, got "${raw}"` })
+    return z.NEVER
+  }),
+  MAX_EVENT_LOOP_DELAY: integer(1000, 0, 60_000),
   LOGOUT_BODY_LIMIT: integer(65_536, 1024, 10_485_760),
   HOOK_BODY_LIMIT: integer(16_384, 1024, 10_485_760),
   SHUTDOWN_TIMEOUT: integer(25_000, 0, 600_000)
@@ -141,6 +156,8 @@ const envSchema = z.object({
   http: {
     port: env.PORT,
     host: env.HOST,
+    trustProxy: env.TRUST_PROXY,
+    maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY,
     logoutBodyLimit: env.LOGOUT_BODY_LIMIT,
     hookBodyLimit: env.HOOK_BODY_LIMIT,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT
@@ -169,7 +186,8 @@ const envSchema = z.object({
   kratos: { adminUrl: env.KRATOS_ADMIN_URL as string, adminToken: env.KRATOS_ADMIN_TOKEN },
   hydra: { adminUrl: env.HYDRA_ADMIN_URL as string, adminToken: env.HYDRA_ADMIN_TOKEN },
   upstreamTimeoutMs: env.UPSTREAM_TIMEOUT,
-  loginHook: { apiKeys: env.LOGIN_HOOK_API_KEYS },
+  loginHook: { apiKeys: env.LOGIN_HOOK_API_KEYS, rateLimit: env.HOOK_RATE_LIMIT, rateWindowSeconds: env.HOOK_RATE_WINDOW },
+  authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW },
   adminApi: { apiKeys: env.ADMIN_API_KEYS },
   revocation: {
     maxAttempts: env.REVOCATION_MAX_ATTEMPTS,

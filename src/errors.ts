@@ -33,6 +33,8 @@ export const ERRORS = {
   ERR_HYDRA_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable' },
   /** A request the admin API cannot act on. */
   ERR_ADMIN_REQUEST_INVALID: { status: 400, error: 'invalid_request' },
+  /** A client or key is over its rate limit. */
+  ERR_TOO_MANY_REQUESTS: { status: 429, error: 'rate_limited' },
   /** The process is shedding load. */
   ERR_OVERLOADED: { status: 503, error: 'temporarily_unavailable' },
   /** Anything unforeseen; its message is never shown to the client. */
@@ -81,7 +83,7 @@ export class RelayError extends Error {
     this.expose = code !== 'ERR_INTERNAL'
     this.reason = options.reason
     this.field = options.field
-    this.retryAfter = options.retryAfter ?? (this.status === 503 ? 5 : undefined)
+    this.retryAfter = options.retryAfter ?? (this.status === 503 || this.status === 429 ? 5 : undefined)
   }
 }
 

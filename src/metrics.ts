@@ -4,7 +4,7 @@ import type { QueueCounts } from './revocation-queue.js'
 import type { JobOutcome } from './revocation-worker.js'
 
 export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'rejected' | 'unavailable'
-export type HookOutcome = 'indexed' | 'late_logout' | 'invalid' | 'unauthorized' | 'not_configured' | 'unknown_challenge' | 'unavailable'
+export type HookOutcome = 'indexed' | 'late_logout' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
 
 /**
  * The relay's Prometheus metrics, in a registry of its own (never the global one), so that each

@@ -5,7 +5,8 @@ import { backends } from './helpers/backends.js'
 
 const options: SessionIndexOptions = { sidTtlSeconds: 3600, unresolvedSidTtlSeconds: 600 }
 
-for (const backend of await backends(t)) {
+const all = await backends(t)
+for (const backend of all) {
   const make = (overrides: Partial<SessionIndexOptions> = {}): SessionIndex => backend.redis === undefined
     ? createMemorySessionIndex({ ...options, ...overrides })
     : createRedisSessionIndex(backend.redis, backend.keys(), { ...options, ...overrides })
@@ -53,7 +54,7 @@ for (const backend of await backends(t)) {
 }
 
 t.test('redis: every key has a TTL, and a sid\'s keys share a hash tag', async (t) => {
-  const backend = (await backends(t))[0]
+  const backend = all.find((candidate) => candidate.name === 'redis')
   const redis = backend?.redis
   if (backend === undefined || redis === undefined) throw new Error('no redis backend')
   const keys = backend.keys()

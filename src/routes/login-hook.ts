@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { Relay } from '../app.js'
-import { bearerToken } from '../api-keys.js'
-import { RelayError, isRelayError } from '../errors.js'
+import { isRelayError } from '../errors.js'
 import { parseLoginHookBody } from '../login-hook.js'
 import type { HookOutcome } from '../metrics.js'
+import { bearerAuth } from './bearer-auth.js'
 import { refuseOtherMethods } from './refuse-other-methods.js'
 
 /**
@@ -17,17 +17,13 @@ export async function loginHookRoutes (app: FastifyInstance, { relay }: { relay:
 
   app.post('/hooks/login', {
     bodyLimit: relay.config.http.hookBodyLimit,
-    // Before the body is read: an unauthenticated caller gets nothing parsed.
-    onRequest: async (request) => {
-      if (relay.config.loginHook.apiKeys.length === 0) {
-        relay.metrics.hook('not_configured')
-        throw new RelayError('ERR_NOT_CONFIGURED', 'login hook is not configured')
-      }
-      if (!relay.checkHookKey(bearerToken(request.headers.authorization))) {
-        relay.metrics.hook('unauthorized')
-        throw new RelayError('ERR_UNAUTHORIZED', 'missing or wrong API key')
-      }
-    }
+    onRequest: bearerAuth({
+      keys: relay.config.loginHook.apiKeys,
+      name: 'login hook',
+      failures: relay.limits.authFailures,
+      perKey: relay.limits.hookCalls,
+      onRefused: (outcome) => relay.metrics.hook(outcome)
+    })
   }, async (request, reply) => {
     try {
       const result = await relay.indexLogin(parseLoginHookBody(request.body))
@@ -40,15 +36,11 @@ export async function loginHookRoutes (app: FastifyInstance, { relay }: { relay:
     }
   })
   refuseOtherMethods(app, '/hooks/login')
-
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (reply.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="logout-relay"')
-    return payload
-  })
 }
 
 function hookFailure (err: unknown): HookOutcome {
   if (!isRelayError(err)) return 'unavailable'
+  if (err.status === 429) return 'rate_limited'
   if (err.code === 'ERR_LOGIN_CHALLENGE_UNKNOWN') return 'unknown_challenge'
   return err.status === 400 ? 'invalid' : 'unavailable'
 }

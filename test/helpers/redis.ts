@@ -136,3 +136,58 @@ export async function startRedis (): Promise<TestRedis> {
   }
   return await spawnRedis()
 }
+
+/** A Redis Cluster of `redis-server` processes this test started. */
+export interface TestCluster {
+  /** `host:port` of each master, as REDIS_CLUSTER_NODES takes them. */
+  nodes: string[]
+  prefix: string
+  close: () => Promise<void>
+}
+
+/**
+ * A real Redis Cluster: `REDIS_CLUSTER_NODES` when set; else `masters` redis-server processes with
+ * `cluster-enabled yes` on free ports, joined by `redis-cli --cluster create`, ready when every node
+ * reports `cluster_state:ok`.
+ */
+export async function startRedisCluster (masters = 3): Promise<TestCluster> {
+  const prefix = `test:${randomUUID().slice(0, 8)}:`
+  const shared = process.env['REDIS_CLUSTER_NODES']
+  if (shared !== undefined && shared !== '') return { nodes: shared.split(','), prefix, close: async () => {} }
+
+  const servers: OwnedRedis[] = []
+  try {
+    for (let i = 0; i < masters; i++) {
+      servers.push(await spawnRedis({}, ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']))
+    }
+    const nodes = servers.map((server) => `127.0.0.1:${server.port}`)
+    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'])
+    const deadline = Date.now() + 20_000
+    for (const server of servers) {
+      for (;;) {
+        const client = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 0 })
+        client.on('error', () => {})
+        const info = await client.cluster('INFO').catch(() => '')
+        client.disconnect()
+        if (String(info).includes('cluster_state:ok')) break
+        if (Date.now() > deadline) throw new Error(`cluster node ${server.port} never became ok`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+    return { nodes, prefix, close: async () => { await Promise.all(servers.map(async (server) => await server.close())) } }
+  } catch (err) {
+    await Promise.all(servers.map(async (server) => await server.close()))
+    throw err
+  }
+}
+
+async function run (command: string, args: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.on('error', reject)
+    child.on('exit', (code) => code === 0 ? resolve() : reject(new Error(`${command} exited ${String(code)}:\n${output}`)))
+  })
+}

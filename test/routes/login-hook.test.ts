@@ -150,3 +150,30 @@ t.test('hook outcomes are counted', async (t) => {
   t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="invalid"\} 1/)
   t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="unauthorized"\} 1/)
 })
+
+t.test('each key is rate limited', async (t) => {
+  const relay = await build(t, { redis, env: { HOOK_RATE_LIMIT: '3', HOOK_RATE_WINDOW: '60' } })
+  for (let i = 0; i < 3; i++) t.equal((await relay.hook({ identity_id: randomUUID(), sid: randomUUID() })).statusCode, 204)
+  const limited = await relay.hook({ identity_id: randomUUID(), sid: randomUUID() })
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().error, 'rate_limited')
+  t.ok(Number(limited.headers['retry-after']) > 0)
+  const metrics = (await relay.app.inject('/metrics')).body
+  t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="rate_limited"\} 1/)
+})
+
+t.test('failed authentication is rate limited per client address', async (t) => {
+  const relay = await build(t, { redis, env: { AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW: '60', TRUST_PROXY: '1' } })
+  const call = (key: string, address: string) => relay.app.inject({
+    method: 'POST',
+    url: '/hooks/login',
+    remoteAddress: '10.0.0.1',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-forwarded-for': address },
+    payload: JSON.stringify({ identity_id: randomUUID(), sid: randomUUID() })
+  })
+  for (let i = 0; i < 3; i++) t.equal((await call(`guess-${i}-0123456789abcdef`, '203.0.113.7')).statusCode, 401)
+  const blocked = await call(HOOK_KEY, '203.0.113.7')
+  t.equal(blocked.statusCode, 429, 'even the right key is refused from that address for a while')
+  t.ok(Number(blocked.headers['retry-after']) > 0)
+  t.equal((await call(HOOK_KEY, '198.51.100.9')).statusCode, 204, 'another client (behind the trusted proxy) is not affected')
+})

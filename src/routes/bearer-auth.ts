@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { bearerToken, createApiKeyCheck } from '../api-keys.js'
+import { RelayError } from '../errors.js'
+import type { FixedWindowLimiter } from '../rate-limit.js'
+
+export type AuthOutcome = 'not_configured' | 'unauthorized' | 'rate_limited'
+
+export interface BearerAuthOptions {
+  /** The accepted keys; none means the route is not configured and refuses everything. */
+  keys: readonly string[]
+  /** What the 503 says is not configured, e.g. "login hook". */
+  name: string
+  /** Failed attempts per client address: past the limit the address is refused before any check. */
+  failures: FixedWindowLimiter
+  /** Requests per accepted key. */
+  perKey?: FixedWindowLimiter
+  onRefused?: (outcome: AuthOutcome) => void
+}
+
+/**
+ * An `onRequest` guard for `Authorization: Bearer <key>` routes: runs before the body is read, so an
+ * unauthenticated caller gets nothing parsed. Brute force is slowed per client address, and a leaked
+ * or runaway key is slowed per key.
+ */
+export function bearerAuth (options: BearerAuthOptions) {
+  const check = createApiKeyCheck(options.keys)
+  const refuse = (outcome: AuthOutcome, error: RelayError): RelayError => {
+    options.onRefused?.(outcome)
+    return error
+  }
+  const tooMany = (seconds: number): RelayError =>
+    new RelayError('ERR_TOO_MANY_REQUESTS', 'too many requests; retry later', { retryAfter: seconds })
+
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (options.keys.length === 0) {
+      throw refuse('not_configured', new RelayError('ERR_NOT_CONFIGURED', `${options.name} is not configured`))
+    }
+    const blocked = options.failures.blocked(request.ip)
+    if (blocked > 0) throw refuse('rate_limited', tooMany(blocked))
+    const token = bearerToken(request.headers.authorization)
+    if (!check(token)) {
+      options.failures.hit(request.ip)
+      reply.header('www-authenticate', 'Bearer realm="logout-relay"')
+      throw refuse('unauthorized', new RelayError('ERR_UNAUTHORIZED', 'missing or wrong API key'))
+    }
+    const wait = options.perKey?.hit(createHash('sha256').update(token ?? '').digest('base64url')) ?? 0
+    if (wait > 0) throw refuse('rate_limited', tooMany(wait))
+  }
+}
