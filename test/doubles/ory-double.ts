@@ -186,7 +186,8 @@ export class OryDouble {
       }
     }
 
-    if (this.#token !== undefined && call.authorization !== `Bearer ${this.#token}`) {
+    // Like Ory Network, only the admin API asks for the API key.
+    if (this.#token !== undefined && url.pathname.startsWith('/admin/') && call.authorization !== `Bearer ${this.#token}`) {
       this.#record(call)
       return this.#answer(res, operation, { status: 401, body: { error: { code: 401, message: 'unauthorized' } } })
     }
