@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { ExpiringMap, type Clock } from './expiring-map.js'
+import { storeUnavailable } from './errors.js'
 import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
 
 /** What a job revokes. */
@@ -212,9 +213,12 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
         [job.id, lease, now, JSON.stringify(dead)]) === 1
     },
     async counts () {
-      const [waiting, active, dead] = await redisCall(Promise.all([
-        redis.zcard(k.waiting), redis.zcard(k.active), redis.zcard(k.dead)
-      ]))
+      // One MULTI (the keys share a slot): a job moving between sets is counted exactly once.
+      const replies = await redisCall(redis.multi().zcard(k.waiting).zcard(k.active).zcard(k.dead).exec())
+      const [waiting = 0, active = 0, dead = 0] = (replies ?? []).map(([err, count]) => {
+        if (err !== null) throw storeUnavailable(err)
+        return Number(count)
+      })
       return { waiting, active, dead }
     },
     async nextDueAt () {

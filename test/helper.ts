@@ -72,7 +72,10 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
     KRATOS_ADMIN_URL: kratos.url,
     HYDRA_ADMIN_URL: hydra.url,
     LOGIN_HOOK_API_KEYS: HOOK_KEY,
-    UPSTREAM_TIMEOUT: '1000',
+    // Generous: the tests share two cores; tests of timeouts set their own.
+    UPSTREAM_TIMEOUT: '3000',
+    // The app shares its event loop with the test itself: shedding is tested on its own.
+    MAX_EVENT_LOOP_DELAY: '0',
     REVOCATION_BACKOFF_BASE: '20',
     REVOCATION_BACKOFF_MAX: '200',
     ...(options.redis !== undefined ? { REDIS_URL: options.redis.url, REDIS_KEY_PREFIX: options.redis.prefix } : {}),

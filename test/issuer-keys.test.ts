@@ -19,7 +19,7 @@ async function setup (t: Test, options: Partial<IssuerKeysOptions> = {}) {
     maxAgeSeconds: 300,
     clockToleranceSeconds: 30,
     requireExp: false,
-    keys: createIssuerKeys({ issuer: hydra.issuer, timeoutMs: 500, ...options })
+    keys: createIssuerKeys({ issuer: hydra.issuer, timeoutMs: 2000, ...options })
   })
   const fetches = (): number => hydra.callsOf('discoverJsonWebKeys').length
   return { hydra, verify, fetches }

@@ -19,7 +19,7 @@ t.test('Kratos: 204 and 404 both mean the sessions are gone', async (t) => {
   const kratos = await new KratosDouble({ token: 'kratos-secret-token' }).listen()
   t.teardown(() => kratos.close())
   checkContracts(t, kratos)
-  const admin = createKratosAdmin({ adminUrl: `${kratos.url}/`, token: 'kratos-secret-token', timeoutMs: 500 })
+  const admin = createKratosAdmin({ adminUrl: `${kratos.url}/`, token: 'kratos-secret-token', timeoutMs: 1500 })
   const identityId = randomUUID()
   kratos.addSessions(identityId, 2)
   await admin.revokeIdentitySessions(identityId)
@@ -35,7 +35,7 @@ t.test('Kratos: failures are classified, and never carry the token', async (t) =
   const kratos = await new KratosDouble({ token: 'kratos-secret-token' }).listen()
   t.teardown(() => kratos.close())
   checkContracts(t, kratos)
-  const admin = createKratosAdmin({ adminUrl: kratos.url, token: 'kratos-secret-token', timeoutMs: 300 })
+  const admin = createKratosAdmin({ adminUrl: kratos.url, token: 'kratos-secret-token', timeoutMs: 1500 })
   const cases: Array<[Parameters<KratosDouble['fail']>[1], boolean, number | undefined]> = [
     [{ status: 500 }, true, 500],
     [{ status: 503 }, true, 503],
@@ -54,9 +54,9 @@ t.test('Kratos: failures are classified, and never carry the token', async (t) =
     t.equal(err?.service, 'kratos')
     t.notMatch(JSON.stringify({ ...err, message: err?.message, stack: err?.stack }), /kratos-secret-token/)
   }
-  const wrongToken = createKratosAdmin({ adminUrl: kratos.url, token: 'wrong', timeoutMs: 300 })
+  const wrongToken = createKratosAdmin({ adminUrl: kratos.url, token: 'wrong', timeoutMs: 1500 })
   t.equal((await failure(wrongToken.revokeIdentitySessions(randomUUID())))?.status, 401)
-  const nobody = createKratosAdmin({ adminUrl: 'http://127.0.0.1:1', timeoutMs: 300 })
+  const nobody = createKratosAdmin({ adminUrl: 'http://127.0.0.1:1', timeoutMs: 1500 })
   t.equal((await failure(nobody.revokeIdentitySessions(randomUUID())))?.transient, true)
 })
 
@@ -64,7 +64,7 @@ t.test('Hydra: login challenge → session id; revocations', async (t) => {
   const hydra = await HydraDouble.start({ token: 'hydra-secret' })
   t.teardown(() => hydra.close())
   checkContracts(t, hydra)
-  const admin = createHydraAdmin({ adminUrl: hydra.url, token: 'hydra-secret', timeoutMs: 300 })
+  const admin = createHydraAdmin({ adminUrl: hydra.url, token: 'hydra-secret', timeoutMs: 1500 })
   const sid = randomUUID()
   const request = hydra.addLoginRequest({ sessionId: sid })
   t.equal(await admin.loginSessionId(request.challenge), sid)

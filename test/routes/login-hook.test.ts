@@ -119,7 +119,7 @@ t.test('a challenge Hydra does not know (404) or no longer has (410) is a 400', 
 })
 
 t.test('Hydra unreachable or failing is a 503, so that Kratos retries', async (t) => {
-  const relay = await build(t, { redis })
+  const relay = await build(t, { redis, env: { UPSTREAM_TIMEOUT: '500' } })
   const request = relay.hydra.addLoginRequest({ sessionId: randomUUID() })
   for (const fault of [{ status: 500 }, { status: 429 }, { kind: 'reset' as const }, { kind: 'timeout' as const }, { status: 401 }]) {
     relay.hydra.fail('getOAuth2LoginRequest', { ...fault, times: 1 })
