@@ -31,69 +31,193 @@ export interface SessionIndexOptions {
   /** How long a logout for an unknown sid is remembered. */
   unresolvedSidTtlSeconds: number
   clock?: Clock
+  /** Redis: writers prune expired entries of their bucket about once in this many writes (default 32). */
+  pruneOneIn?: number
 }
+
+/**
+ * The Redis layout is built for memory: ~120 bytes per indexed sid instead of ~460 for a key per sid
+ * and a sorted set per identity. Entries live in 16384 hash buckets per direction, small enough for
+ * Redis' compact listpack encoding up to millions of live sids (hash-max-listpack-entries, 512 by
+ * default):
+ *
+ * - forward, bucketed by sid: field `sid` → value `identity (16 bytes) ‖ expiry (uint32 seconds)`, and
+ *   field `0x03 ‖ sid` → `expiry` for a logout that came before the login was indexed;
+ * - reverse, bucketed by identity: field `identity ‖ sid` → `expiry`.
+ *
+ * UUIDs (Hydra's sids, Kratos' identity ids) are stored as their 16 bytes; other sids as text (up to
+ * ~45 bytes they stay compact; a longer one works, but turns its buckets into Redis' larger hash
+ * encoding). Redis cannot expire a
+ * hash field before 7.4, so every value carries its expiry: readers ignore expired entries, writers
+ * now and then prune them, and each bucket key expires with its longest-lived entry.
+ */
+export const INDEX_BUCKETS = 16_384
+
+const SID_UUID = 0x01
+const SID_RAW = 0x02
+const LOGGED_OUT = 0x03
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** A sid as a field: its 16 bytes when it is a lower-case UUID (so that it round-trips), else its text. */
+export function encodeSid (sid: string): Buffer {
+  return UUID_SHAPE.test(sid)
+    ? Buffer.concat([Buffer.of(SID_UUID), Buffer.from(sid.replace(/-/g, ''), 'hex')])
+    : Buffer.concat([Buffer.of(SID_RAW), Buffer.from(sid, 'utf8')])
+}
+
+export function decodeSid (field: Buffer): string {
+  return field[0] === SID_UUID ? uuidText(field.subarray(1, 17)) : field.subarray(1).toString('utf8')
+}
+
+function uuidBytes (uuid: string): Buffer {
+  return Buffer.from(uuid.replace(/-/g, ''), 'hex')
+}
+
+function uuidText (bytes: Buffer): string {
+  const hex = bytes.toString('hex')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
+}
+
+function seconds (value: number): Buffer {
+  const buffer = Buffer.alloc(4)
+  buffer.writeUInt32BE(value)
+  return buffer
+}
+
+/** FNV-1a: a stable, cheap spread of any bytes over the buckets. */
+function bucketOf (bytes: Buffer): number {
+  let hash = 0x811c9dc5
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193)
+  return (hash >>> 0) % INDEX_BUCKETS
+}
+
+// Shared Lua: the expiry of a value is its last 4 bytes (uint32, big-endian, seconds).
+const LUA_HELPERS = `
+local function expiry (value) return struct.unpack('>I4', value, #value - 3) end
+local function keep (key, until_, now)
+  local ttl = redis.call('TTL', key)
+  if ttl < 0 or ttl < until_ - now then redis.call('EXPIRE', key, until_ - now) end
+end
+local function prune (key, now)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if expiry(all[i + 1]) <= now then redis.call('HDEL', key, all[i]) end
+  end
+end`
 
 const SCRIPTS: LuaScript[] = [
   {
     name: 'relayResolveSid',
-    keys: 2,
-    // KEYS: sid → identity, the sid's logged-out mark. ARGV: '1' to mark on a miss, mark TTL (s).
-    lua: `
-local identity = redis.call('GET', KEYS[1])
-if identity then return identity end
-if ARGV[1] == '1' then redis.call('SET', KEYS[2], '1', 'EX', ARGV[2]) end
+    keys: 1,
+    // KEYS: the sid's forward bucket. ARGV: sid field, logged-out field, '1' to mark on a miss,
+    // mark expiry (4 bytes), mark expiry (s), now (s). Returns the identity's 16 bytes, or nil.
+    lua: `${LUA_HELPERS}
+local now = tonumber(ARGV[6])
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if value and expiry(value) > now then return string.sub(value, 1, 16) end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+  keep(KEYS[1], tonumber(ARGV[5]), now)
+end
 return false`
   },
   {
     name: 'relayIndexSid',
-    keys: 2,
-    // KEYS: sid → identity, the sid's logged-out mark. ARGV: identity, TTL (s).
-    // Returns 1 when a logout for the sid was remembered before this login was indexed.
-    lua: `
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return redis.call('EXISTS', KEYS[2])`
+    keys: 1,
+    // KEYS: the sid's forward bucket. ARGV: sid field, identity ‖ expiry, logged-out field, expiry (s),
+    // now (s), '1' to prune. Returns 1 when a logout for the sid was remembered before this login.
+    lua: `${LUA_HELPERS}
+local now = tonumber(ARGV[5])
+if ARGV[6] == '1' then prune(KEYS[1], now) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+keep(KEYS[1], tonumber(ARGV[4]), now)
+local mark = redis.call('HGET', KEYS[1], ARGV[3])
+if mark and expiry(mark) > now then return 1 end
+return 0`
   },
   {
     name: 'relayAddIdentitySid',
     keys: 1,
-    // KEYS: the identity's sids (sorted set scored by expiry, ms). ARGV: sid, expiry, now, TTL (ms).
-    // Drops the sids that expired, so that the set stays as small as the identity's live logins.
-    lua: `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    // KEYS: the identity's reverse bucket. ARGV: identity ‖ sid field, expiry (4 bytes), expiry (s),
+    // now (s), '1' to prune.
+    lua: `${LUA_HELPERS}
+local now = tonumber(ARGV[4])
+if ARGV[5] == '1' then prune(KEYS[1], now) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+keep(KEYS[1], tonumber(ARGV[3]), now)
 return 1`
+  },
+  {
+    name: 'relaySidsOf',
+    keys: 1,
+    // KEYS: the identity's reverse bucket. ARGV: the identity's 16 bytes, now (s).
+    // Returns sid field, expiry (s) for each live sid of the identity.
+    lua: `${LUA_HELPERS}
+local now = tonumber(ARGV[2])
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local field = all[i]
+  if string.sub(field, 1, 16) == ARGV[1] then
+    local until_ = expiry(all[i + 1])
+    if until_ > now then
+      out[#out + 1] = string.sub(field, 17)
+      out[#out + 1] = until_
+    end
+  end
+end
+return out`
   }
 ]
 
+type BufferCall = (...args: Array<string | number | Buffer>) => Promise<unknown>
+
 export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, options: SessionIndexOptions): SessionIndex {
-  const run = defineScripts(redis, SCRIPTS)
+  defineScripts(redis, SCRIPTS)
+  // Replies hold raw bytes: call the Buffer variants ioredis defines next to each script.
+  const call = async (name: string, ...args: Array<string | number | Buffer>): Promise<unknown> => {
+    const command = (redis as unknown as Record<string, BufferCall>)[`${name}Buffer`]
+    if (command === undefined) throw new TypeError(`unknown script ${name}`)
+    return await redisCall(command.call(redis, ...args))
+  }
   const clock = options.clock ?? Date.now
-  const sidKey = (sid: string): string => keys.key('sid', sid)
-  const markKey = (sid: string): string => keys.key('sid', sid, 'logged-out')
-  const identityKey = (identityId: string): string => keys.key('identity', identityId, 'sids')
-  const sidTtlMs = options.sidTtlSeconds * 1000
+  const nowSeconds = (): number => Math.floor(clock() / 1000)
+  const forward = (sid: Buffer): string => keys.key('sids', String(bucketOf(sid)))
+  const reverse = (identity: Buffer): string => keys.key('identities', String(bucketOf(identity)))
+  const pruneOneIn = options.pruneOneIn ?? 32
+  const prune = (): string => Math.random() * pruneOneIn < 1 ? '1' : '0'
 
   return {
     async resolve (sid, rememberLogout) {
-      const identity = await run('relayResolveSid', [sidKey(sid), markKey(sid)],
-        [rememberLogout ? '1' : '0', options.unresolvedSidTtlSeconds])
-      return typeof identity === 'string' ? identity : null
+      const field = encodeSid(sid)
+      const now = nowSeconds()
+      const until = now + options.unresolvedSidTtlSeconds
+      const identity = await call('relayResolveSid', forward(field), field, Buffer.concat([Buffer.of(LOGGED_OUT), field]),
+        rememberLogout ? '1' : '0', seconds(until), until, now)
+      return Buffer.isBuffer(identity) ? uuidText(identity) : null
     },
     async add (sid, identityId) {
-      const now = clock()
-      // The reverse entry first: should the second write fail, a stray sid in the set is harmless.
-      await run('relayAddIdentitySid', [identityKey(identityId)], [sid, now + sidTtlMs, now, sidTtlMs])
-      const loggedOut = await run('relayIndexSid', [sidKey(sid), markKey(sid)], [identityId, options.sidTtlSeconds])
+      const field = encodeSid(sid)
+      const identity = uuidBytes(identityId)
+      const now = nowSeconds()
+      const until = now + options.sidTtlSeconds
+      // The reverse entry first: should the second write fail, a stray sid in the reverse index is harmless.
+      await call('relayAddIdentitySid', reverse(identity), Buffer.concat([identity, field]), seconds(until), until, now, prune())
+      const loggedOut = await call('relayIndexSid', forward(field), field, Buffer.concat([identity, seconds(until)]),
+        Buffer.concat([Buffer.of(LOGGED_OUT), field]), until, now, prune())
       return { loggedOut: loggedOut === 1 }
     },
     async forgetLogout (sid) {
-      await redisCall(redis.del(markKey(sid)))
+      const field = encodeSid(sid)
+      await redisCall(redis.hdel(forward(field), Buffer.concat([Buffer.of(LOGGED_OUT), field])))
     },
     async sidsOf (identityId) {
-      const flat = await redisCall(redis.zrangebyscore(identityKey(identityId), clock(), '+inf', 'WITHSCORES'))
+      const identity = uuidBytes(identityId)
+      const flat = await call('relaySidsOf', reverse(identity), identity, nowSeconds()) as Array<Buffer | number>
       const sids: IndexedSid[] = []
-      for (let i = 0; i + 1 < flat.length; i += 2) sids.push({ sid: flat[i] as string, expiresAt: Number(flat[i + 1]) })
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        sids.push({ sid: decodeSid(flat[i] as Buffer), expiresAt: Number(flat[i + 1]) * 1000 })
+      }
       return sids
     }
   }
