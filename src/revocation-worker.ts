@@ -143,7 +143,8 @@ export class RevocationWorker {
       })
       .finally(() => {
         this.#inFlight.delete(task)
-        if (this.#inFlight.size === concurrencyFloor(this.#options.concurrency)) this.#wakeUp()
+        // Enough slots are free for a batch: look again (sticky, should the loop be busy right now).
+        if (this.#inFlight.size <= concurrencyFloor(this.#options.concurrency)) this.notify()
       })
     this.#inFlight.add(task)
   }

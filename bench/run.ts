@@ -1,0 +1,254 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { Redis } from 'ioredis'
+import { pino } from 'pino'
+import { Keyspace, createRedisClient, waitForRedis } from '../src/redis.js'
+import { createRedisRevocationQueue } from '../src/revocation-queue.js'
+import { createRedisSessionIndex } from '../src/session-index.js'
+import { freePort, spawnRedis } from '../test/helpers/redis.js'
+
+/**
+ * `npm run bench`: the relay's speed as ratios to what this machine can do, in one bounded run on
+ * loopback. Everything it needs it starts itself: a Redis (AOF, everysec), a Kratos double answering
+ * 204 at once, the issuer's JWKS, the baselines, the relay (compiled, as the image runs it) and the
+ * load generator (autocannon) in a process of its own. Prints a table; `--json FILE` also writes it.
+ */
+const root = fileURLToPath(new URL('..', import.meta.url))
+const CONNECTIONS = 50
+const LOGOUTS = Number(process.env['BENCH_LOGOUTS'] ?? 30_000)
+const BASELINE_SECONDS = 5
+const DRAIN_JOBS = 10_000
+const INDEX_ENTRIES = 100_000
+const HOOK_KEY = `bench-hook-key-${randomUUID()}`
+const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`) }
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const work = mkdtempSync(join(tmpdir(), 'logout-relay-bench-'))
+const children: ChildProcess[] = []
+const began = Date.now()
+
+interface LoadResult { requests: number, seconds: number, rps: number, p50: number, p99: number, non2xx: number, errors: number, timeouts: number, statusCodes: Record<string, { count: number }> }
+
+function statuses (result: LoadResult): string {
+  return Object.entries(result.statusCodes).map(([code, { count }]) => `${code}×${count}`).join(' ') +
+    (result.errors > 0 ? ` errors×${result.errors}` : '')
+}
+
+async function load (job: Record<string, unknown>): Promise<LoadResult> {
+  const file = join(work, `load-${randomUUID()}.json`)
+  writeFileSync(file, JSON.stringify({ connections: CONNECTIONS, ...job }))
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/load.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let output = ''
+  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  rmSync(file)
+  if (code !== 0) throw new Error(`load generator exited ${String(code)}`)
+  return JSON.parse(output) as LoadResult
+}
+
+async function startProcess (args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env['PATH'] ?? '', ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] })
+  children.push(child)
+  for (let i = 0; i < 200; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`)
+      return child
+    } catch {
+      await sleep(50)
+    }
+  }
+  throw new Error(`${args.join(' ')} did not start`)
+}
+
+async function stop (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  const exited = new Promise((resolve) => child.on('exit', resolve))
+  child.kill('SIGTERM')
+  await exited
+}
+
+function rssMegabytes (pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
+}
+
+async function listen (server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  return typeof address === 'object' && address !== null ? address.port : 0
+}
+
+async function main (): Promise<void> {
+  // The issuer: an RSA key whose public half is served as the JWKS, as Hydra serves its own.
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const kid = 'bench-key'
+  const jwks = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }] }
+  const issuerServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)))
+  const issuerPort = await listen(issuerServer)
+  const issuer = `http://127.0.0.1:${issuerPort}/`
+
+  // The Kratos double: 204 at once to every revocation, counting them.
+  const revocations: number[] = []
+  const kratos = createServer((req, res) => {
+    if (req.method === 'DELETE' && req.url?.startsWith('/admin/identities/') === true) revocations.push(performance.now())
+    req.resume()
+    res.writeHead(204).end()
+  })
+  kratos.keepAliveTimeout = 30_000
+  const kratosPort = await listen(kratos)
+
+  const redis = await spawnRedis({ appendOnly: true }, ['--appendfsync', 'everysec'])
+  const admin = new Redis(redis.url)
+
+  // Tokens are signed before the run: signing is not what is measured.
+  const logins = Array.from({ length: LOGOUTS }, () => ({ sid: randomUUID(), identityId: randomUUID() }))
+  log(`signing ${LOGOUTS} Hydra-shaped logout tokens`)
+  const iat = Math.floor(Date.now() / 1000) + 60
+  const slices = Math.max(1, Math.min(cpus().length, 4))
+  const parts = await Promise.all(Array.from({ length: slices }, async (_, i) => await new Promise<string[]>((resolve, reject) => {
+    const sids = logins.slice(Math.floor(i * LOGOUTS / slices), Math.floor((i + 1) * LOGOUTS / slices)).map((login) => login.sid)
+    const worker = new Worker(new URL('./sign-worker.mjs', import.meta.url), { workerData: { privateKey, kid, issuer, sids, iat } })
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })))
+  const tokens = parts.flat()
+  const logoutBodies = tokens.map((token) => `logout_token=${token}`)
+
+  // The relay, compiled, on the defaults a deployment would have (info logs, to /dev/null here).
+  const relayPort = await freePort()
+  const relayEnv = {
+    REDIS_URL: redis.url,
+    OIDC_ISSUER: issuer,
+    OIDC_JWKS_URL: `${issuer}.well-known/jwks.json`,
+    KRATOS_ADMIN_URL: `http://127.0.0.1:${kratosPort}`,
+    LOGIN_HOOK_API_KEYS: HOOK_KEY,
+    HOOK_RATE_LIMIT: '1000000000',
+    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+    ...(process.env['BENCH_NODE_OPTIONS'] !== undefined ? { NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] } : {})
+  }
+  let relay = await startProcess([join(root, 'dist/server.js')], relayEnv, relayPort)
+  await sleep(2000)
+  const idleRss = rssMegabytes(relay.pid ?? 0)
+  const relayUrl = `http://127.0.0.1:${relayPort}`
+
+  log('login hook: indexing every sid the logout tokens name')
+  const hook = await load({
+    url: `${relayUrl}/hooks/login`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${HOOK_KEY}` },
+    bodies: logins.map((login) => JSON.stringify({ identity_id: login.identityId, sid: login.sid })),
+    amount: LOGOUTS
+  })
+
+  const baselines: Record<string, LoadResult> = {}
+  for (const mode of ['A', 'B', 'C']) {
+    log(`baseline ${mode}`)
+    const port = await freePort()
+    const server = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')], { MODE: mode, JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url }, port)
+    baselines[mode] = await load({
+      url: `http://127.0.0.1:${port}/backchannel-logout`,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      bodies: logoutBodies.slice(0, 5000),
+      duration: BASELINE_SECONDS
+    })
+    await stop(server)
+  }
+
+  log(`relay: ${LOGOUTS} logouts, each a distinct token for an indexed sid`)
+  revocations.length = 0
+  const logout = await load({
+    url: `${relayUrl}/backchannel-logout`,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    bodies: logoutBodies,
+    amount: LOGOUTS
+  })
+  const revokedAt = Date.now()
+  while (revocations.length < LOGOUTS && Date.now() - revokedAt < 30_000) await sleep(50)
+  const revoked = revocations.length
+
+  log(`drain: ${DRAIN_JOBS} queued jobs`)
+  await stop(relay)
+  const client = createRedisClient({ url: redis.url }, pino({ level: 'silent' }))
+  await waitForRedis(client, 5000)
+  const queue = createRedisRevocationQueue(client, new Keyspace('logout-relay:'))
+  for (let i = 0; i < DRAIN_JOBS; i += 500) {
+    await queue.enqueue(Array.from({ length: 500 }, () => ({ target: { kind: 'kratos-sessions' as const, identityId: randomUUID() } })), 60)
+  }
+  revocations.length = 0
+  relay = await startProcess([join(root, 'dist/server.js')], relayEnv, relayPort)
+  const drainStart = Date.now()
+  while (revocations.length < DRAIN_JOBS && Date.now() - drainStart < 60_000) await sleep(20)
+  const drainSeconds = ((revocations[DRAIN_JOBS - 1] ?? Number.NaN) - (revocations[0] ?? 0)) / 1000
+  await stop(relay)
+
+  log('Kratos double on its own')
+  const kratosAlone = await load({
+    url: `http://127.0.0.1:${kratosPort}`,
+    method: 'DELETE',
+    headers: {},
+    paths: Array.from({ length: 1000 }, () => `/admin/identities/${randomUUID()}/sessions`),
+    duration: 3
+  })
+
+  log(`index memory: ${INDEX_ENTRIES} sids`)
+  const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
+  const index = createRedisSessionIndex(client, new Keyspace('bench-memory:'), { sidTtlSeconds: 2_592_000, unresolvedSidTtlSeconds: 86_400 })
+  const before = await used()
+  for (let i = 0; i < INDEX_ENTRIES; i += 1000) {
+    await Promise.all(Array.from({ length: 1000 }, async () => await index.add(randomUUID(), randomUUID())))
+  }
+  const bytesPerSid = (await used() - before) / INDEX_ENTRIES
+
+  client.disconnect()
+  admin.disconnect()
+  await redis.close()
+  issuerServer.close()
+  kratos.close()
+
+  const C = baselines['C'] as LoadResult
+  const B = baselines['B'] as LoadResult
+  const A = baselines['A'] as LoadResult
+  const drainRate = DRAIN_JOBS / drainSeconds
+  const rows: Array<[string, string, string]> = [
+    ['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms`],
+    ['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms`],
+    ['baseline C: B + SET NX + GET', `${C.rps.toFixed(0)} req/s`, `p50 ${C.p50} ms, p99 ${C.p99} ms`],
+    ['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, statuses ${statuses(logout)}; ${revoked}/${LOGOUTS} revoked at Kratos`],
+    ['relay logout / C, / B', `${(100 * logout.rps / C.rps).toFixed(0)} %, ${(100 * logout.rps / B.rps).toFixed(0)} %`, 'target: ≥ 70 % of C, p99 ≤ 15 ms'],
+    ['login hook (sid form)', `${hook.rps.toFixed(0)} req/s`, `p99 ${hook.p99} ms, statuses ${statuses(hook)}; target ≥ 15,000 req/s`],
+    ['drain', `${drainRate.toFixed(0)} jobs/s`, `${DRAIN_JOBS} jobs in ${drainSeconds.toFixed(2)} s; the Kratos double alone: ${kratosAlone.rps.toFixed(0)} req/s; target ≥ 5,000`],
+    ['index memory', `${bytesPerSid.toFixed(0)} bytes/sid`, `INFO used_memory delta over ${INDEX_ENTRIES} sids; target ≤ 200`],
+    ['idle RSS', `${idleRss.toFixed(1)} MB`, 'the relay 2 s after start; target ≤ 90 MB']
+  ]
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0), 6))
+  const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' | ')} |`
+  process.stdout.write([
+    '',
+    `logout-relay benchmark — ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${CONNECTIONS} connections, loopback`,
+    '',
+    line(['figure', 'value', 'detail']),
+    line(widths.map((width) => '-'.repeat(width))),
+    ...rows.map(line),
+    '',
+    `(${((Date.now() - began) / 1000).toFixed(0)} s in all)`,
+    ''
+  ].join('\n'))
+  const json = process.argv.indexOf('--json')
+  if (json !== -1 && process.argv[json + 1] !== undefined) {
+    writeFileSync(process.argv[json + 1] as string, JSON.stringify({ baselines, logout, revoked, hook, drainSeconds, drainRate, kratosAlone, bytesPerSid, idleRss }, null, 2))
+  }
+}
+
+try {
+  await main()
+} finally {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  rmSync(work, { recursive: true, force: true })
+}
