@@ -18,6 +18,7 @@ import { freePort, spawnRedis } from '../test/helpers/redis.js'
  * loopback. Everything it needs it starts itself: a Redis (AOF, everysec), a Kratos double answering
  * 204 at once, the issuer's JWKS, the baselines, the relay (compiled, as the image runs it) and the
  * load generator (autocannon) in a process of its own. Prints a table; `--json FILE` also writes it.
+ * BENCH_LOGOUTS sets the number of logouts (30000).
  */
 const root = fileURLToPath(new URL('..', import.meta.url))
 const CONNECTIONS = 50
@@ -128,10 +129,11 @@ async function main (): Promise<void> {
     KRATOS_ADMIN_URL: `http://127.0.0.1:${kratosPort}`,
     LOGIN_HOOK_API_KEYS: HOOK_KEY,
     HOOK_RATE_LIMIT: '1000000000',
-    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
-    ...(process.env['BENCH_NODE_OPTIONS'] !== undefined ? { NODE_OPTIONS: process.env['BENCH_NODE_OPTIONS'] } : {})
+    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info'
   }
-  let relay = await startProcess([join(root, 'dist/server.js')], relayEnv, relayPort)
+  // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the relay (see bench/cpu-profile.ts).
+  const relayArgs = [...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== ''), join(root, 'dist/server.js')]
+  let relay = await startProcess(relayArgs, relayEnv, relayPort)
   await sleep(2000)
   const idleRss = rssMegabytes(relay.pid ?? 0)
   const relayUrl = `http://127.0.0.1:${relayPort}`
@@ -182,7 +184,7 @@ async function main (): Promise<void> {
     await queue.enqueue(Array.from({ length: 500 }, () => ({ target: { kind: 'kratos-sessions' as const, identityId: randomUUID() } })), 60)
   }
   revocations.length = 0
-  relay = await startProcess([join(root, 'dist/server.js')], relayEnv, relayPort)
+  relay = await startProcess(relayArgs, relayEnv, relayPort)
   const drainStart = Date.now()
   while (revocations.length < DRAIN_JOBS && Date.now() - drainStart < 60_000) await sleep(20)
   const drainSeconds = ((revocations[DRAIN_JOBS - 1] ?? Number.NaN) - (revocations[0] ?? 0)) / 1000
