@@ -4,6 +4,7 @@ import { createApiKeyCheck } from './api-keys.js'
 import type { Config } from './config.js'
 import { RelayError, isRelayError } from './errors.js'
 import type { Clock } from './expiring-map.js'
+import { knownSessions, logOutEverywhere, type GlobalLogoutInput, type GlobalLogoutResult, type KnownSession } from './global-logout.js'
 import { createIssuerKeys } from './issuer-keys.js'
 import { createLogger } from './logger.js'
 import { indexLogin, type LoginHookInput, type LoginHookResult } from './login-hook.js'
@@ -17,6 +18,7 @@ import { createMemoryRevocationQueue, createRedisRevocationQueue, type Revocatio
 import { RevocationWorker } from './revocation-worker.js'
 import { createRevoker } from './revoker.js'
 import { createMemorySessionIndex, createRedisSessionIndex, type SessionIndex } from './session-index.js'
+import { adminRoutes } from './routes/admin.js'
 import { backchannelLogoutRoutes } from './routes/backchannel-logout.js'
 import { healthRoutes } from './routes/health.js'
 import { loginHookRoutes } from './routes/login-hook.js'
@@ -29,6 +31,11 @@ export interface Relay {
   logout: (token: string) => Promise<LogoutResult>
   indexLogin: (input: LoginHookInput) => Promise<LoginHookResult>
   checkHookKey: (presented: string | undefined) => boolean
+  /** Logs an identity out everywhere: queues the revocation of each of its sids at Hydra, and of its Kratos sessions. */
+  logOutEverywhere: (input: GlobalLogoutInput) => Promise<GlobalLogoutResult>
+  /** The sids the index knows for an identity. */
+  identitySessions: (identityId: string) => Promise<KnownSession[]>
+  checkAdminKey: (presented: string | undefined) => boolean
   /** Names each dependency that is not ready; empty when the relay can serve. */
   readiness: () => Promise<Record<string, string>>
   stores: Stores
@@ -101,6 +108,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     logout: (token) => acceptLogout({ verify, ...stores, onEnqueued, rememberSeconds }, token),
     indexLogin: (input) => indexLogin({ ...stores, hydra, onEnqueued, rememberSeconds }, input),
     checkHookKey: createApiKeyCheck(config.loginHook.apiKeys),
+    logOutEverywhere: (input) => logOutEverywhere({ ...stores, onEnqueued }, input),
+    identitySessions: (identityId) => knownSessions(stores, identityId),
+    checkAdminKey: createApiKeyCheck(config.adminApi.apiKeys),
     async readiness () {
       const problems: Record<string, string> = {}
       if (closing) problems['shutdown'] = 'the relay is shutting down'
@@ -136,6 +146,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       request.log[level]({ code: relayError.code, cause: cause?.message }, relayError.message)
     }
     if (relayError.retryAfter !== undefined) reply.header('retry-after', String(relayError.retryAfter))
+    // RFC 6750 §3: a 401 names the scheme the route expects.
+    if (relayError.code === 'ERR_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="logout-relay"')
     return await reply.code(relayError.status).send({
       error: relayError.error,
       error_description: relayError.expose ? relayError.message : 'internal error',
@@ -150,6 +162,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(metricsRoutes, { relay })
   await app.register(backchannelLogoutRoutes, { relay })
   await app.register(loginHookRoutes, { relay })
+  await app.register(adminRoutes, { relay })
 
   // Shutdown: readiness fails at once, the worker claims nothing more and settles its jobs in flight,
   // responses tell keep-alive clients to go, and the store closes once the last request is answered.

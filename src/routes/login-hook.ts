@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { Relay } from '../app.js'
-import { bearerToken } from '../api-keys.js'
-import { RelayError, isRelayError } from '../errors.js'
+import { isRelayError } from '../errors.js'
 import { parseLoginHookBody } from '../login-hook.js'
 import type { HookOutcome } from '../metrics.js'
+import { apiKeyAuth } from './api-key-auth.js'
 import { refuseOtherMethods } from './refuse-other-methods.js'
 
 /**
@@ -17,17 +17,12 @@ export async function loginHookRoutes (app: FastifyInstance, { relay }: { relay:
 
   app.post('/hooks/login', {
     bodyLimit: relay.config.http.hookBodyLimit,
-    // Before the body is read: an unauthenticated caller gets nothing parsed.
-    onRequest: async (request) => {
-      if (relay.config.loginHook.apiKeys.length === 0) {
-        relay.metrics.hook('not_configured')
-        throw new RelayError('ERR_NOT_CONFIGURED', 'login hook is not configured')
-      }
-      if (!relay.checkHookKey(bearerToken(request.headers.authorization))) {
-        relay.metrics.hook('unauthorized')
-        throw new RelayError('ERR_UNAUTHORIZED', 'missing or wrong API key')
-      }
-    }
+    onRequest: apiKeyAuth({
+      configured: relay.config.loginHook.apiKeys.length > 0,
+      check: relay.checkHookKey,
+      name: 'login hook',
+      onRefused: (outcome) => relay.metrics.hook(outcome)
+    })
   }, async (request, reply) => {
     try {
       const result = await relay.indexLogin(parseLoginHookBody(request.body))
@@ -40,11 +35,6 @@ export async function loginHookRoutes (app: FastifyInstance, { relay }: { relay:
     }
   })
   refuseOtherMethods(app, '/hooks/login')
-
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (reply.statusCode === 401) reply.header('www-authenticate', 'Bearer realm="logout-relay"')
-    return payload
-  })
 }
 
 function hookFailure (err: unknown): HookOutcome {
