@@ -18,6 +18,13 @@ doctor exits 0 when every check passes, 1 when one fails, 2 when none fails but 
 /** EX_USAGE (sysexits.h): the command line is wrong. */
 const EX_USAGE = 64
 
+// A reader that stops early (`doctor | head`) is no error: the rest goes unwritten, the exit status stays.
+let stdoutClosed = false
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err
+  stdoutClosed = true
+})
+
 /**
  * `logout-relay <command>`: the service's command line. Reads the environment here, in the one place
  * an entrypoint does; `doctor` itself takes it as an argument.
@@ -50,7 +57,7 @@ async function doctor (args: string[]): Promise<number> {
     process.stderr.write(`logout-relay doctor: ${(err as Error).message}\n\n${USAGE}`)
     return EX_USAGE
   }
-  const out = (text: string): void => { process.stdout.write(`${text}\n`) }
+  const out = (text: string): void => { if (!stdoutClosed) process.stdout.write(`${text}\n`) }
   out('logout-relay doctor\n')
   const report = await runDoctor({
     env: process.env,
