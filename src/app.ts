@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { RelayError, isRelayError } from './errors.js'
 import type { Clock } from './expiring-map.js'
+import { knownSessions, logOutEverywhere, type GlobalLogoutInput, type GlobalLogoutResult, type KnownSession } from './global-logout.js'
 import { createIssuerKeys } from './issuer-keys.js'
 import { createLogger } from './logger.js'
 import { indexLogin, type LoginHookInput, type LoginHookResult } from './login-hook.js'
@@ -18,6 +19,7 @@ import { createMemoryRevocationQueue, createRedisRevocationQueue, type Revocatio
 import { RevocationWorker } from './revocation-worker.js'
 import { createRevoker } from './revoker.js'
 import { createMemorySessionIndex, createRedisSessionIndex, type SessionIndex } from './session-index.js'
+import { adminRoutes } from './routes/admin.js'
 import { backchannelLogoutRoutes } from './routes/backchannel-logout.js'
 import { healthRoutes } from './routes/health.js'
 import { loginHookRoutes } from './routes/login-hook.js'
@@ -31,6 +33,10 @@ export interface Relay {
   indexLogin: (input: LoginHookInput) => Promise<LoginHookResult>
   /** Per-replica rate limits of the authenticated routes. */
   limits: { authFailures: FixedWindowLimiter, hookCalls: FixedWindowLimiter }
+  /** Logs an identity out everywhere: queues the revocation of each of its sids at Hydra, and of its Kratos sessions. */
+  logOutEverywhere: (input: GlobalLogoutInput) => Promise<GlobalLogoutResult>
+  /** The sids the index knows for an identity. */
+  identitySessions: (identityId: string) => Promise<KnownSession[]>
   /** Names each dependency that is not ready; empty when the relay can serve. */
   readiness: () => Promise<Record<string, string>>
   stores: Stores
@@ -106,6 +112,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       authFailures: new FixedWindowLimiter(config.authFailures.limit, config.authFailures.windowSeconds * 1000, clock),
       hookCalls: new FixedWindowLimiter(config.loginHook.rateLimit, config.loginHook.rateWindowSeconds * 1000, clock)
     },
+    logOutEverywhere: (input) => logOutEverywhere({ ...stores, onEnqueued }, input),
+    identitySessions: (identityId) => knownSessions(stores, identityId),
     async readiness () {
       const problems: Record<string, string> = {}
       if (closing) problems['shutdown'] = 'the relay is shutting down'
@@ -155,6 +163,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       request.log[level]({ code: relayError.code, cause: cause?.message }, relayError.message)
     }
     if (relayError.retryAfter !== undefined) reply.header('retry-after', String(relayError.retryAfter))
+    // RFC 6750 §3: a 401 names the scheme the route expects.
+    if (relayError.code === 'ERR_UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="logout-relay"')
     return await reply.code(relayError.status).send({
       error: relayError.error,
       error_description: relayError.expose ? relayError.message : 'internal error',
@@ -169,6 +179,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(metricsRoutes, { relay })
   await app.register(backchannelLogoutRoutes, { relay })
   await app.register(loginHookRoutes, { relay })
+  await app.register(adminRoutes, { relay })
 
   // Shutdown: readiness fails at once, the worker claims nothing more and settles its jobs in flight,
   // responses tell keep-alive clients to go, and the store closes once the last request is answered.

@@ -5,6 +5,9 @@ import type { JobOutcome } from './revocation-worker.js'
 
 export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'rejected' | 'unavailable'
 export type HookOutcome = 'indexed' | 'late_logout' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
+/** What the admin API did: `queued` (something new queued), `already_queued` (a repeat), `listed`, or why it refused. */
+export type AdminOutcome = 'queued' | 'already_queued' | 'listed' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
+export type AdminAction = 'logout' | 'sessions'
 
 /**
  * The relay's Prometheus metrics, in a registry of its own (never the global one), so that each
@@ -30,6 +33,12 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     name: 'logout_relay_login_hook_calls_total',
     help: 'Login hook calls by outcome.',
     labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  const adminCalls = new Counter({
+    name: 'logout_relay_admin_calls_total',
+    help: 'Admin API calls by action (logout, sessions) and outcome.',
+    labelNames: ['action', 'outcome'] as const,
     registers: [registry]
   })
   const requestDuration = new Histogram({
@@ -93,6 +102,9 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     },
     hook (outcome: HookOutcome) {
       hookCalls.inc({ outcome })
+    },
+    admin (action: AdminAction, outcome: AdminOutcome) {
+      adminCalls.inc({ action, outcome })
     },
     request (method: string, route: string, statusCode: number, seconds: number) {
       requestDuration.observe({ method, route, status_code: String(statusCode) }, seconds)

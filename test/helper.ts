@@ -78,7 +78,8 @@ export async function build (t: TestContext, options: BuildOptions = {}): Promis
     MAX_EVENT_LOOP_DELAY: '0',
     REVOCATION_BACKOFF_BASE: '20',
     REVOCATION_BACKOFF_MAX: '200',
-    ...(options.redis !== undefined ? { REDIS_URL: options.redis.url, REDIS_KEY_PREFIX: options.redis.prefix } : {}),
+    // A prefix of its own per app: tests of one file share a Redis, never each other's queue.
+    ...(options.redis !== undefined ? { REDIS_URL: options.redis.url, REDIS_KEY_PREFIX: `${options.redis.prefix}${randomUUID().slice(0, 8)}:` } : {}),
     ...options.env
   }
   const config = loadConfig(env)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { bearerToken, createApiKeyCheck } from '../api-keys.js'
 import { RelayError } from '../errors.js'
 import type { FixedWindowLimiter } from '../rate-limit.js'
@@ -19,9 +19,10 @@ export interface BearerAuthOptions {
 }
 
 /**
- * An `onRequest` guard for `Authorization: Bearer <key>` routes: runs before the body is read, so an
- * unauthenticated caller gets nothing parsed. Brute force is slowed per client address, and a leaked
- * or runaway key is slowed per key.
+ * An `onRequest` guard for `Authorization: Bearer <key>` routes (RFC 6750 §2.1): runs before the body
+ * is read, so an unauthenticated caller gets nothing parsed. No key configured is a 503; a missing or
+ * wrong key a 401 (the error handler adds `WWW-Authenticate`). Brute force is slowed per client
+ * address, and a leaked or runaway key per key. The key itself is never logged.
  */
 export function bearerAuth (options: BearerAuthOptions) {
   const check = createApiKeyCheck(options.keys)
@@ -32,7 +33,7 @@ export function bearerAuth (options: BearerAuthOptions) {
   const tooMany = (seconds: number): RelayError =>
     new RelayError('ERR_TOO_MANY_REQUESTS', 'too many requests; retry later', { retryAfter: seconds })
 
-  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (request: FastifyRequest): Promise<void> => {
     if (options.keys.length === 0) {
       throw refuse('not_configured', new RelayError('ERR_NOT_CONFIGURED', `${options.name} is not configured`))
     }
@@ -41,7 +42,6 @@ export function bearerAuth (options: BearerAuthOptions) {
     const token = bearerToken(request.headers.authorization)
     if (!check(token)) {
       options.failures.hit(request.ip)
-      reply.header('www-authenticate', 'Bearer realm="logout-relay"')
       throw refuse('unauthorized', new RelayError('ERR_UNAUTHORIZED', 'missing or wrong API key'))
     }
     const wait = options.perKey?.hit(createHash('sha256').update(token ?? '').digest('base64url')) ?? 0

@@ -178,7 +178,7 @@ t.test('a relay restarted with queued jobs revokes them', async (t) => {
 
   const lines: string[] = []
   const second = await buildApp(loadConfig({
-    OIDC_ISSUER: hydra.issuer, KRATOS_ADMIN_URL: kratos.url, HYDRA_ADMIN_URL: hydra.url, REDIS_URL: redis.url, REDIS_KEY_PREFIX: redis.prefix
+    OIDC_ISSUER: hydra.issuer, KRATOS_ADMIN_URL: kratos.url, HYDRA_ADMIN_URL: hydra.url, REDIS_URL: redis.url, REDIS_KEY_PREFIX: first.config.redis.keyPrefix
   }), { logger: createLogger('info', captureLines(lines)), pollIntervalMs: 50 })
   t.teardown(() => second.close())
   await kratos.waitForCalls('deleteIdentitySessions', 3)

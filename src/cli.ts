@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { formatCheck, runDoctor } from './doctor.js'
+
+const USAGE = `usage: logout-relay <command>
+
+commands:
+  serve                      run the relay (as the container does with node dist/server.js)
+  doctor [--relay-url URL]   check the configuration, Redis, the issuer, Kratos and Hydra as the relay
+                             sees them, and print the Hydra and Kratos settings to paste;
+                             --relay-url: the relay as Hydra and Kratos reach it (default http://logout-relay:PORT)
+  help                       this text
+
+doctor exits 0 when every check passes, 1 when one fails, 2 when none fails but one warns,
+78 when the configuration is invalid.
+`
+
+/** EX_USAGE (sysexits.h): the command line is wrong. */
+const EX_USAGE = 64
+
+// A reader that stops early (`doctor | head`) is no error: the rest goes unwritten, the exit status stays.
+let stdoutClosed = false
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err
+  stdoutClosed = true
+})
+
+/**
+ * `logout-relay <command>`: the service's command line. Reads the environment here, in the one place
+ * an entrypoint does; `doctor` itself takes it as an argument.
+ */
+async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve':
+      // The server starts on import and owns the process from then on (signals, exit codes).
+      await import('./server.js')
+      return -1
+    case 'doctor':
+      return await doctor(rest)
+    case 'help': case '--help': case '-h':
+      process.stdout.write(USAGE)
+      return 0
+    default:
+      process.stderr.write(command === undefined ? USAGE : `logout-relay: unknown command "${command}"\n\n${USAGE}`)
+      return EX_USAGE
+  }
+}
+
+async function doctor (args: string[]): Promise<number> {
+  let relayUrl: string | undefined
+  try {
+    const { values } = parseArgs({ args, options: { 'relay-url': { type: 'string' } }, strict: true, allowPositionals: false })
+    relayUrl = values['relay-url']
+    if (relayUrl !== undefined) new URL(relayUrl) // eslint-disable-line no-new
+  } catch (err) {
+    process.stderr.write(`logout-relay doctor: ${(err as Error).message}\n\n${USAGE}`)
+    return EX_USAGE
+  }
+  const out = (text: string): void => { if (!stdoutClosed) process.stdout.write(`${text}\n`) }
+  out('logout-relay doctor\n')
+  const report = await runDoctor({
+    env: process.env,
+    ...(relayUrl !== undefined ? { relayUrl } : {}),
+    onResult: (result) => out(formatCheck(result))
+  })
+  const failed = report.checks.filter((check) => check.status === 'fail').length
+  const warned = report.checks.filter((check) => check.status === 'warn').length
+  out('')
+  out(failed === 0 && warned === 0
+    ? 'Every check passed.'
+    : `${failed} check${failed === 1 ? '' : 's'} failed, ${warned} warned.`)
+  if (report.setup !== undefined) out(`\n${report.setup}`)
+  return report.exitCode
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exitCode = code
+}, (err: unknown) => {
+  process.stderr.write(`logout-relay: ${(err as Error).stack ?? String(err)}\n`)
+  process.exitCode = 1
+})
