@@ -117,17 +117,18 @@ function isRelayHook (stack: Stack, hook: unknown): boolean {
   return source !== undefined && 'bind' in source && source.bind === repoPath('config/kratos/login-hook.jsonnet')
 }
 
+/** The relay hooks of kratos.yml, each once (a YAML alias repeats one hook in several lists). */
 function relayHooks (stack: Stack): Hook[] {
-  const found: Hook[] = []
+  const found = new Set<Hook>()
   const walk = (value: unknown): void => {
     if (Array.isArray(value)) value.forEach(walk)
     else if (record(value) !== undefined) {
-      if (isRelayHook(stack, value)) found.push(value as Hook)
+      if (isRelayHook(stack, value)) found.add(value as Hook)
       else Object.values(value as object).forEach(walk)
     }
   }
   walk(stack.kratos)
-  return found
+  return [...found]
 }
 
 /** Each relay hook calls the relay's hook route, synchronously, with a key from the environment. */
