@@ -1,7 +1,10 @@
 #!/bin/sh
-# Assembles the service's runtime into DEST: the production dependencies (npm ci --omit=dev) and the
-# compiled output, nothing else. The Dockerfile's runtime stage is exactly this directory, and the
-# runtime test assembles and starts it the same way, so the two cannot drift.
+# Builds the service and assembles its runtime into DEST: the compiled output (npm run build, into
+# DEST/dist) and the production dependencies (npm ci --omit=dev), nothing else. The Dockerfile's
+# runtime stage is exactly this directory, and test/deploy/runtime.test.ts assembles and starts it
+# the same way, so the two cannot drift.
+#
+# Needs the full install (npm ci) in the repository: the build uses its TypeScript.
 set -eu
 if [ $# -ne 1 ]; then
   echo "usage: $0 DEST" >&2
@@ -9,12 +12,15 @@ if [ $# -ne 1 ]; then
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest=$1
-if [ ! -f "$root/dist/server.js" ]; then
-  echo "$0: dist/server.js is missing: run npm run build first" >&2
+# DEST is filled from scratch: refuse one that already has content rather than mixing with it.
+if [ -e "$dest" ] && [ -n "$(ls -A "$dest")" ]; then
+  echo "$0: $dest is not empty" >&2
   exit 1
 fi
 mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+
+(cd "$root" && npm run --silent build -- --outDir "$dest/dist")
 cp "$root/package.json" "$root/package-lock.json" "$dest/"
-(cd "$dest" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
-rm -rf "$dest/dist"
-cp -R "$root/dist" "$dest/dist"
+# --prefer-offline: a machine that ran npm ci already has every tarball in its cache.
+(cd "$dest" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error)
