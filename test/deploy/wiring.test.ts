@@ -320,7 +320,9 @@ function checkDocs (stack: Stack): string[] {
     problems.push('README.md shows no URL of the logout route or of the hook route')
   }
   for (const url of relayUrls) {
-    if (!['POST', 'GET'].some((method) => app.hasRoute({ method, url: url.pathname }))) problems.push(`README.md: ${url.href} is no route of the relay`)
+    // An identity id in a path stands for the route's :id parameter.
+    const route = url.pathname.replace(/\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=\/|$)/g, '/:id')
+    if (!['POST', 'GET'].some((method) => app.hasRoute({ method, url: route }))) problems.push(`README.md: ${url.href} is no route of the relay`)
   }
   for (const [, path] of stack.readme.matchAll(/path: (\/\S+?)[,\s}]/g)) {
     if (!app.hasRoute({ method: 'GET', url: path ?? '' })) problems.push(`README.md: the probe path ${String(path)} is no route of the relay`)
