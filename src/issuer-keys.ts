@@ -26,7 +26,9 @@ export interface IssuerKeysOptions {
  * keys last fetched still verify tokens whose `kid` they hold.
  */
 export function createIssuerKeys (options: IssuerKeysOptions): JWTVerifyGetKey {
-  const fetchImpl = options.fetch ?? fetch
+  // Node loads its fetch implementation (undici) on first access of the global: not before the
+  // first token, so that an idle relay does not carry it.
+  const fetchImpl: typeof fetch = async (input, init) => await (options.fetch ?? globalThis.fetch)(input, init)
   const timeoutMs = options.timeoutMs ?? 5000
   const cooldownMs = options.cooldownMs ?? 30_000
   // jose keeps the last JWKS fetched (and when) here: our fallback when the issuer is unreachable.

@@ -1,4 +1,9 @@
-import { Configuration, IdentityApi, OAuth2Api } from '@ory/client'
+import { createRequire } from 'node:module'
+import type * as OryClient from '@ory/client'
+
+// @ory/client is CommonJS with a 1.2 MB generated api.js: loaded through require, it costs ~15 MB
+// less resident memory than through an ESM import (which makes Node scan the whole file for exports).
+const { Configuration, IdentityApi, OAuth2Api } = createRequire(import.meta.url)('@ory/client') as typeof OryClient
 
 export type OryService = 'kratos' | 'hydra'
 
@@ -47,7 +52,7 @@ export interface AdminClientOptions {
   timeoutMs: number
 }
 
-function configuration (options: AdminClientOptions): Configuration {
+function configuration (options: AdminClientOptions): OryClient.Configuration {
   return new Configuration({
     basePath: options.adminUrl.replace(/\/+$/, ''),
     ...(options.token !== undefined ? { accessToken: options.token } : {}),
