@@ -14,7 +14,6 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { createHydraAdmin, createKratosAdmin, type HydraAdmin, type KratosAdmin } from './ory-admin.js'
 import { FixedWindowLimiter } from './rate-limit.js'
 import { Keyspace, createRedisClient, waitForRedis, type RedisClient } from './redis.js'
-import { createMemoryReplayGuard, createRedisReplayGuard, type ReplayGuard } from './replay-guard.js'
 import { createMemoryRevocationQueue, createRedisRevocationQueue, type RevocationQueue } from './revocation-queue.js'
 import { RevocationWorker } from './revocation-worker.js'
 import { createRevoker } from './revoker.js'
@@ -45,7 +44,6 @@ export interface Relay {
 
 export interface Stores {
   index: SessionIndex
-  replay: ReplayGuard
   queue: RevocationQueue
   /** Throws when the store cannot be reached. */
   ping: () => Promise<void>
@@ -218,7 +216,6 @@ async function openStores (config: Config, log: Logger, clock: Clock, connectTim
   if (config.redis.url === undefined && config.redis.clusterNodes.length === 0) {
     return {
       index: createMemorySessionIndex({ ...config.index, clock }),
-      replay: createMemoryReplayGuard(clock),
       queue: createMemoryRevocationQueue(clock),
       ping: async () => {},
       close: async () => {}
@@ -231,7 +228,6 @@ async function openStores (config: Config, log: Logger, clock: Clock, connectTim
   const keys = new Keyspace(config.redis.keyPrefix)
   return {
     index: createRedisSessionIndex(redis, keys, { ...config.index, clock }),
-    replay: createRedisReplayGuard(redis, keys),
     queue: createRedisRevocationQueue(redis, keys, clock),
     ping: async () => { await redis.ping() },
     close: async () => {

@@ -1,7 +1,6 @@
 import { tokenRejected } from './errors.js'
 import type { LogoutTokenVerifier } from './logout-token.js'
-import type { ReplayGuard } from './replay-guard.js'
-import type { RevocationQueue } from './revocation-queue.js'
+import type { NewJob, RevocationQueue } from './revocation-queue.js'
 import type { SessionIndex } from './session-index.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -13,7 +12,6 @@ export function isIdentityId (value: unknown): value is string {
 
 export interface LogoutDeps {
   verify: LogoutTokenVerifier
-  replay: ReplayGuard
   index: SessionIndex
   queue: RevocationQueue
   /** Wakes the local worker after an enqueue. */
@@ -34,16 +32,13 @@ export type LogoutResult =
   | { outcome: 'unresolved' }
 
 /**
- * Accepts one back-channel logout: validates the token, refuses a replay, resolves the identity
- * (sid index first, then a `sub` that is a Kratos identity id), queues one revocation per sid, and
- * only then consumes the `jti` — so a failure anywhere before leaves the token acceptable when the
- * issuer resends it, and the answer 200 always means the revocation is recorded durably.
+ * Accepts one back-channel logout: validates the token, resolves the identity (sid index first, then
+ * a `sub` that is a Kratos identity id), then in one atomic step refuses a replayed `jti`, queues one
+ * revocation per sid and consumes the `jti` — so a failure anywhere leaves the token acceptable when
+ * the issuer resends it, and the answer 200 always means the revocation is recorded durably.
  */
 export async function acceptLogout (deps: LogoutDeps, token: string): Promise<LogoutResult> {
   const claims = await deps.verify(token)
-  if (await deps.replay.seen(claims.iss, claims.jti)) {
-    throw tokenRejected('replay', 'logout_token was already used (jti)')
-  }
 
   const subjectIdentity = isIdentityId(claims.sub) ? claims.sub.toLowerCase() : null
   let identityId = subjectIdentity
@@ -56,23 +51,22 @@ export async function acceptLogout (deps: LogoutDeps, token: string): Promise<Lo
     }
   }
 
-  let result: LogoutResult = { outcome: 'unresolved' }
-  if (identityId !== null) {
-    const [queued] = await deps.queue.enqueue([{
-      target: { kind: 'kratos-sessions', identityId },
-      ...(claims.sid !== undefined ? { sid: claims.sid } : {}),
-      dedupeKey: claims.sid !== undefined ? `sid:${claims.sid}` : `jti:${claims.jti}`
-    }], deps.rememberSeconds)
-    if (queued?.enqueued === true) {
-      deps.onEnqueued()
-      result = { outcome: 'queued', identityId, resolvedBy }
-    } else {
-      result = { outcome: 'duplicate', identityId }
-    }
-  }
-
-  if (!await deps.replay.consume(claims.iss, claims.jti, deps.rememberSeconds)) {
-    throw tokenRejected('replay', 'logout_token was already used (jti)')
-  }
-  return result
+  const job: NewJob | undefined = identityId === null
+    ? undefined
+    : {
+        target: { kind: 'kratos-sessions', identityId },
+        ...(claims.sid !== undefined ? { sid: claims.sid } : {}),
+        dedupeKey: claims.sid !== undefined ? `sid:${claims.sid}` : `jti:${claims.jti}`
+      }
+  const record = await deps.queue.acceptLogout({
+    issuer: claims.iss,
+    jti: claims.jti,
+    rememberSeconds: deps.rememberSeconds,
+    ...(job !== undefined ? { job } : {})
+  })
+  if (record === 'replay') throw tokenRejected('replay', 'logout_token was already used (jti)')
+  if (identityId === null) return { outcome: 'unresolved' }
+  if (record === 'duplicate') return { outcome: 'duplicate', identityId }
+  deps.onEnqueued()
+  return { outcome: 'queued', identityId, resolvedBy }
 }

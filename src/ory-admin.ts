@@ -1,16 +1,18 @@
 import { createRequire } from 'node:module'
 import type * as OryClient from '@ory/client'
+import { TransportError, createOryTransport, type OryRequest, type OryResponse } from './ory-http.js'
 
 // @ory/client is CommonJS with a 1.2 MB generated api.js: loaded through require, it costs ~15 MB
 // less resident memory than through an ESM import (which makes Node scan the whole file for exports).
-const { Configuration, IdentityApi, OAuth2Api } = createRequire(import.meta.url)('@ory/client') as typeof OryClient
+const { Configuration, IdentityApiAxiosParamCreator, OAuth2ApiAxiosParamCreator } =
+  createRequire(import.meta.url)('@ory/client') as typeof OryClient
 
 export type OryService = 'kratos' | 'hydra'
 
 /**
- * A failed call to an Ory admin API, in our words only: an axios error carries the request's headers
- * (the admin token among them) and must never reach a log. `transient` covers what retrying can
- * cure by itself (no answer, a timeout, 5xx, 429); any other answer means a misconfiguration.
+ * A failed call to an Ory admin API, in our words only: never the request (its headers carry the
+ * admin token). `transient` covers what retrying can cure by itself (no answer, a timeout, 5xx, 429);
+ * any other answer means a misconfiguration.
  */
 export class UpstreamError extends Error {
   readonly code = 'ERR_UPSTREAM'
@@ -25,26 +27,6 @@ export class UpstreamError extends Error {
   }
 }
 
-interface AxiosLikeError {
-  response?: { status?: number }
-  code?: string
-}
-
-function statusOf (err: unknown): number | undefined {
-  return (err as AxiosLikeError | null)?.response?.status
-}
-
-/** Turns whatever the client threw into an {@link UpstreamError}, dropping the original. */
-export function upstreamError (service: OryService, operation: string, err: unknown): UpstreamError {
-  const status = statusOf(err)
-  if (status === undefined) {
-    const code = (err as AxiosLikeError | null)?.code ?? 'no answer'
-    return new UpstreamError(service, true, undefined, `${service} ${operation}: ${code}`)
-  }
-  const transient = status >= 500 || status === 429 || status === 408
-  return new UpstreamError(service, transient, status, `${service} ${operation}: HTTP ${status}`)
-}
-
 export interface AdminClientOptions {
   adminUrl: string
   /** Sent as `Authorization: Bearer` (Ory Network API keys). */
@@ -52,12 +34,32 @@ export interface AdminClientOptions {
   timeoutMs: number
 }
 
-function configuration (options: AdminClientOptions): OryClient.Configuration {
-  return new Configuration({
+/**
+ * One admin API: @ory/client builds each request (path, method, credentials), and the relay's
+ * transport sends it. Returns the status and body of any answer; no answer is a transient error.
+ */
+function adminApi (service: OryService, options: AdminClientOptions) {
+  const configuration = new Configuration({
     basePath: options.adminUrl.replace(/\/+$/, ''),
-    ...(options.token !== undefined ? { accessToken: options.token } : {}),
-    baseOptions: { timeout: options.timeoutMs, maxRedirects: 0 }
+    ...(options.token !== undefined ? { accessToken: options.token } : {})
   })
+  const send = createOryTransport(options.adminUrl, options.timeoutMs)
+  return {
+    configuration,
+    async call (operation: string, build: () => Promise<OryRequest>): Promise<OryResponse> {
+      try {
+        return await send(await build())
+      } catch (err) {
+        const code = err instanceof TransportError ? err.code : 'no answer'
+        throw new UpstreamError(service, true, undefined, `${service} ${operation}: ${code}`)
+      }
+    },
+    /** An answer the caller cannot use, as an error. */
+    refused (operation: string, status: number): UpstreamError {
+      const transient = status >= 500 || status === 429 || status === 408
+      return new UpstreamError(service, transient, status, `${service} ${operation}: HTTP ${status}`)
+    }
+  }
 }
 
 /** The Kratos admin calls the relay makes. */
@@ -70,15 +72,13 @@ export interface KratosAdmin {
 }
 
 export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
-  const identities = new IdentityApi(configuration(options))
+  const api = adminApi('kratos', options)
+  const identities = IdentityApiAxiosParamCreator(api.configuration)
+  const operation = 'DELETE /admin/identities/{id}/sessions'
   return {
     async revokeIdentitySessions (identityId) {
-      try {
-        await identities.deleteIdentitySessions({ id: identityId })
-      } catch (err) {
-        if (statusOf(err) === 404) return
-        throw upstreamError('kratos', 'DELETE /admin/identities/{id}/sessions', err)
-      }
+      const { status } = await api.call(operation, async () => await identities.deleteIdentitySessions(identityId))
+      if (status !== 204 && status !== 404) throw api.refused(operation, status)
     }
   }
 }
@@ -94,37 +94,32 @@ export interface HydraAdmin {
 }
 
 export function createHydraAdmin (options: AdminClientOptions): HydraAdmin {
-  const oauth2 = new OAuth2Api(configuration(options))
+  const api = adminApi('hydra', options)
+  const oauth2 = OAuth2ApiAxiosParamCreator(api.configuration)
   return {
     async loginSessionId (loginChallenge) {
+      const operation = 'GET /admin/oauth2/auth/requests/login'
+      const { status, body } = await api.call(operation, async () => await oauth2.getOAuth2LoginRequest(loginChallenge))
+      if (status === 404 || status === 410) return null
+      if (status !== 200) throw api.refused(operation, status)
       let sessionId: unknown
       try {
-        sessionId = (await oauth2.getOAuth2LoginRequest({ loginChallenge })).data.session_id
-      } catch (err) {
-        const status = statusOf(err)
-        if (status === 404 || status === 410) return null
-        throw upstreamError('hydra', 'GET /admin/oauth2/auth/requests/login', err)
-      }
+        sessionId = (JSON.parse(body) as { session_id?: unknown }).session_id
+      } catch {}
       if (typeof sessionId !== 'string' || sessionId === '') {
-        throw new UpstreamError('hydra', false, 200, 'hydra GET /admin/oauth2/auth/requests/login: no session_id in the answer')
+        throw new UpstreamError('hydra', false, 200, `hydra ${operation}: no session_id in the answer`)
       }
       return sessionId
     },
     async revokeLoginSession (sid) {
-      try {
-        await oauth2.revokeOAuth2LoginSessions({ sid })
-      } catch (err) {
-        if (statusOf(err) === 404) return
-        throw upstreamError('hydra', 'DELETE /admin/oauth2/auth/sessions/login', err)
-      }
+      const operation = 'DELETE /admin/oauth2/auth/sessions/login'
+      const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2LoginSessions(undefined, sid))
+      if (status !== 204 && status !== 404) throw api.refused(operation, status)
     },
     async revokeConsentSessions (subject) {
-      try {
-        await oauth2.revokeOAuth2ConsentSessions({ subject, all: true })
-      } catch (err) {
-        if (statusOf(err) === 404) return
-        throw upstreamError('hydra', 'DELETE /admin/oauth2/auth/sessions/consent', err)
-      }
+      const operation = 'DELETE /admin/oauth2/auth/sessions/consent'
+      const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2ConsentSessions(subject, undefined, undefined, true))
+      if (status !== 204 && status !== 404) throw api.refused(operation, status)
     }
   }
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { ExpiringMap, type Clock } from './expiring-map.js'
 import { storeUnavailable } from './errors.js'
 import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
@@ -42,6 +42,26 @@ export interface DeadJob extends Job {
   buriedAt: number
 }
 
+/** What accepting one logout token did (see {@link RevocationQueue.acceptLogout}). */
+export type LogoutRecord =
+  /** The token's jti was accepted before: nothing was done. */
+  | 'replay'
+  /** The revocation job is queued, and the jti consumed. */
+  | 'queued'
+  /** Another token of the same logout (same dedupe key) queued it already; the jti is consumed. */
+  | 'duplicate'
+  /** Nothing to queue; the jti is consumed. */
+  | 'accepted'
+
+export interface LogoutTokenRecord {
+  issuer: string
+  jti: string
+  /** How long the jti (and the job's dedupe key) are remembered. */
+  rememberSeconds: number
+  /** The revocation this logout causes, if any. */
+  job?: NewJob
+}
+
 export interface QueueCounts {
   waiting: number
   active: number
@@ -54,6 +74,13 @@ export interface QueueCounts {
  * honoured, by one worker at a time. Jobs leave the queue only when done or buried as dead letters.
  */
 export interface RevocationQueue {
+  /**
+   * Accepts one logout token in a single atomic step: refuses a `jti` already accepted (per issuer,
+   * OIDC BCL §2.6 step 6), queues the token's revocation (unless its dedupe key is taken), and
+   * consumes the `jti`. All or nothing: a failure leaves the token acceptable when the issuer resends
+   * it, and an accepted token always has its revocation recorded.
+   */
+  acceptLogout: (record: LogoutTokenRecord) => Promise<LogoutRecord>
   /** Records jobs atomically (all or none); `enqueued[i]` is false where a dedupe key was taken. */
   enqueue: (jobs: readonly NewJob[], dedupeTtlSeconds: number) => Promise<Array<{ id: string, enqueued: boolean }>>
   /** Claims up to `limit` due jobs, first taking back jobs whose lease ran out. */
@@ -91,6 +118,23 @@ for i = 3, #KEYS do
   end
 end
 return out`
+  },
+  {
+    name: 'relayAcceptLogout',
+    keys: 'variable',
+    // KEYS: the token's jti record, waiting, jobs, and the job's dedupe key when there is a job (all
+    // under the queue's hash tag). ARGV: remember (s), now, then job id and JSON when there is a job.
+    // Returns -1 for a replay, else 1 when the job was queued, 0 when it was a duplicate or none.
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local queued = 0
+if KEYS[4] and redis.call('SET', KEYS[4], ARGV[3], 'NX', 'EX', ARGV[1]) then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  queued = 1
+end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return queued`
   },
   {
     name: 'relayClaim',
@@ -170,10 +214,23 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     leases: keys.key('queue', 'revocations', 'leases'),
     attempts: keys.key('queue', 'revocations', 'attempts'),
     dead: keys.key('queue', 'revocations', 'dead'),
-    dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`)
+    dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`),
+    jti: (issuer: string, jti: string) => keys.key('queue', 'revocations', `jti:${issuerTag(issuer)}:${jti}`)
   }
 
   return {
+    async acceptLogout ({ issuer, jti, rememberSeconds, job }) {
+      const now = clock()
+      const scriptKeys = [k.jti(issuer, jti), k.waiting, k.jobs]
+      const args: Array<string | number> = [rememberSeconds, now]
+      if (job !== undefined) {
+        const created = toJob(job, now)
+        scriptKeys.push(k.dedupe(job.dedupeKey ?? created.id))
+        args.push(created.id, JSON.stringify(created))
+      }
+      const result = await run('relayAcceptLogout', scriptKeys, args)
+      return result === -1 ? 'replay' : job === undefined ? 'accepted' : result === 1 ? 'queued' : 'duplicate'
+    },
     async enqueue (jobs, dedupeTtlSeconds) {
       const now = clock()
       const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey }))
@@ -242,10 +299,26 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
   const attempts = new Map<string, number>()
   const dead = new Map<string, DeadJob>()
   const dedupe = new ExpiringMap<string>(clock)
+  const consumed = new ExpiringMap<true>(clock)
 
   const holds = (id: string, lease: string): boolean => active.get(id)?.lease === lease
 
   return {
+    async acceptLogout ({ issuer, jti, rememberSeconds, job }) {
+      const key = `${issuer}\n${jti}`
+      if (consumed.has(key)) return 'replay'
+      let record: LogoutRecord = 'accepted'
+      if (job !== undefined) {
+        const created = toJob(job, clock())
+        record = dedupe.setIfAbsent(job.dedupeKey ?? created.id, created.id, rememberSeconds * 1000) ? 'queued' : 'duplicate'
+        if (record === 'queued') {
+          jobs.set(created.id, created)
+          waiting.set(created.id, clock())
+        }
+      }
+      consumed.set(key, true, rememberSeconds * 1000)
+      return record
+    },
     async enqueue (newJobs, dedupeTtlSeconds) {
       const now = clock()
       return newJobs.map((newJob) => {
@@ -316,6 +389,11 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
       return [...dead.values()].slice(0, limit)
     }
   }
+}
+
+/** A short stable tag of the issuer, so that two issuers' `jti` values never collide. */
+function issuerTag (issuer: string): string {
+  return createHash('sha256').update(issuer).digest('base64url').slice(0, 12)
 }
 
 function toJob (newJob: NewJob, now: number): Job {

@@ -99,4 +99,27 @@ for (const backend of await backends(t)) {
     t.same(letter?.target, { kind: 'kratos-sessions', identityId })
     t.equal(await queue.nextDueAt(), null)
   })
+
+  t.test(`${backend.name}: accepting a logout token queues its job and consumes its jti, once per issuer`, async (t) => {
+    const { queue } = make()
+    const jti = randomUUID()
+    const job = revoke(randomUUID(), 'sid:s1')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 60, job }), 'queued')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 60, job }), 'replay', 'the same jti again')
+    t.equal((await queue.counts()).waiting, 1, 'a replay queues nothing')
+    t.equal(await queue.acceptLogout({ issuer: 'https://b/', jti, rememberSeconds: 60, job }), 'duplicate', 'another issuer has its own jti space; the sid dedupes')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti: randomUUID(), rememberSeconds: 60, job: revoke(randomUUID(), 'sid:s1') }), 'duplicate',
+      'another client\'s token of the same logout')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti: randomUUID(), rememberSeconds: 60 }), 'accepted', 'nothing to queue')
+    t.equal((await queue.counts()).waiting, 1)
+  })
+
+  t.test(`${backend.name}: a consumed jti is forgotten after its time`, async (t) => {
+    const { queue, clock } = make()
+    const jti = randomUUID()
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 1 }), 'accepted')
+    clock.now += 1500
+    if (backend.redis !== undefined) await new Promise((resolve) => setTimeout(resolve, 1100))
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 1 }), 'accepted')
+  })
 }
