@@ -1,5 +1,6 @@
-import { decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
-import { isRelayError, tokenRejected, type RelayError, type TokenRejection } from './errors.js'
+import { errors, type CompactJWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
+import { isRelayError, tokenRejected } from './errors.js'
+import { keyObjectOf, verifyJwsSignature } from './jws.js'
 
 /** The event member every logout token carries (OIDC Back-Channel Logout 1.0 §2.4). */
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
@@ -42,105 +43,152 @@ export type LogoutTokenVerifier = (token: string) => Promise<LogoutClaims>
 
 /**
  * Validates a logout token as OIDC Back-Channel Logout 1.0 §2.6 (with errata 1) asks, and as Hydra
- * signs it (RS256, `typ: JWT`, no `sub`, no `exp`). Every failure is a `RelayError` with a
- * {@link TokenRejection} reason; only an unreachable JWKS is `ERR_JWKS_UNAVAILABLE`.
+ * signs it (RS256, `typ: JWT`, no `sub`, no `exp`): the JWS (RFC 7515) against the issuer's keys as
+ * jose's key sets select them, verified by Node's crypto; then the ID Token rules of OIDC Core §3.1.3.7
+ * that §2.6 names (iss, aud, iat, exp), then the logout token's own. Every failure is a `RelayError`
+ * with a {@link TokenRejection} reason; only keys that cannot be loaded are `ERR_JWKS_UNAVAILABLE`.
  */
 export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions): LogoutTokenVerifier {
   const algorithms = options.algorithms.filter((alg) => alg !== 'none' && !/^HS/i.test(alg))
   const now = options.now ?? Date.now
-  const baseOptions: JWTVerifyOptions = {
-    algorithms,
-    issuer: options.issuer,
-    clockTolerance: options.clockToleranceSeconds,
-    maxTokenAge: options.maxAgeSeconds,
-    requiredClaims: options.requireExp ? ['iat', 'jti', 'exp'] : ['iat', 'jti'],
-    ...(options.audiences.length > 0 ? { audience: [...options.audiences] } : {})
-  }
+  const audiences = new Set(options.audiences)
 
   return async (token) => {
-    checkHeader(token, algorithms)
-    let payload: JWTPayload
-    try {
-      payload = await verifySignatureAndClaims(token, options.keys, { ...baseOptions, currentDate: new Date(now()) })
-    } catch (err) {
-      throw asRejection(err)
-    }
+    const jws = parseCompactJws(token, algorithms)
+    await verifySignature(jws, options.keys)
+    const payload = parsePayload(jws.payload)
+    checkIdTokenRules(payload, {
+      issuer: options.issuer,
+      audiences,
+      now: Math.floor(now() / 1000),
+      tolerance: options.clockToleranceSeconds,
+      maxAge: options.maxAgeSeconds,
+      requireExp: options.requireExp
+    })
     return checkLogoutClaims(payload)
   }
 }
 
-/** §2.6 step 1 and the header rules, before any key is fetched. */
-function checkHeader (token: string, algorithms: readonly string[]): void {
+interface CompactJws {
+  header: CompactJWSHeaderParameters
+  /** The three segments, as received. */
+  protected: string
+  payload: string
+  signature: string
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/
+
+/** RFC 7515 §5.2 steps 1–4 and the header rules, before any key is looked up. */
+function parseCompactJws (token: string, algorithms: readonly string[]): CompactJws {
   if (token.length > MAX_TOKEN_LENGTH) throw tokenRejected('malformed', 'logout_token is too long')
-  const parts = token.split('.').length
-  if (parts === 5) throw tokenRejected('encrypted', 'encrypted logout tokens are not supported')
-  if (parts !== 3) throw tokenRejected('malformed', 'logout_token is not a signed JWT')
-  let header: ReturnType<typeof decodeProtectedHeader>
+  const parts = token.split('.')
+  if (parts.length === 5) throw tokenRejected('encrypted', 'encrypted logout tokens are not supported')
+  const [protectedHeader = '', payload = '', signature = ''] = parts
+  if (parts.length !== 3) throw tokenRejected('malformed', 'logout_token is not a signed JWT')
+  if (!BASE64URL.test(protectedHeader)) throw tokenRejected('malformed', 'logout_token header is not base64url')
+  let header: unknown
   try {
-    header = decodeProtectedHeader(token)
+    header = JSON.parse(Buffer.from(protectedHeader, 'base64url').toString('utf8'))
   } catch {
     throw tokenRejected('malformed', 'logout_token header is not valid base64url JSON')
   }
-  if (typeof header.alg !== 'string' || !algorithms.includes(header.alg)) {
+  if (!isPlainObject(header)) throw tokenRejected('malformed', 'logout_token header is not a JSON object')
+  if (typeof header['alg'] !== 'string' || !algorithms.includes(header['alg'])) {
     throw tokenRejected('alg', `logout_token alg must be one of ${algorithms.join(', ')}`)
   }
-  if (header.typ !== undefined) {
-    const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : ''
+  // No header extension is understood here: any critical one must be refused (RFC 7515 §4.1.11), and
+  // an unencoded payload (RFC 7797 "b64") is no JWT (RFC 7519 §7.2).
+  if (!BASE64URL.test(payload) || !BASE64URL.test(signature)) throw tokenRejected('malformed', 'logout_token is not base64url')
+  if ('crit' in header || 'b64' in header) throw tokenRejected('malformed', 'logout_token uses a header extension (crit, b64) that is not supported')
+  if (header['typ'] !== undefined) {
+    const typ = typeof header['typ'] === 'string' ? header['typ'].toLowerCase().replace(/^application\//, '') : ''
     if (!ACCEPTED_TYPES.has(typ)) throw tokenRejected('typ', 'logout_token typ must be absent, JWT or logout+jwt')
   }
+  return { header: header as unknown as CompactJWSHeaderParameters, protected: protectedHeader, payload, signature }
 }
 
-async function verifySignatureAndClaims (token: string, keys: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTPayload> {
+/**
+ * Finds the issuer's key for the header (jose's key set: by kid, alg and key type, refetched on an
+ * unknown kid) and verifies the signature with it. With no kid and several keys that fit, each is
+ * tried (RFC 7515 §10.6 leaves the choice to the verifier).
+ */
+async function verifySignature (jws: CompactJws, keys: JWTVerifyGetKey): Promise<void> {
+  const alg = jws.header.alg
+  const signingInput = `${jws.protected}.${jws.payload}`
+  const signature = Buffer.from(jws.signature, 'base64url')
+  let candidates: unknown[]
   try {
-    return (await jwtVerify(token, keys, options)).payload
+    candidates = [await keys(jws.header, { protected: jws.protected, payload: jws.payload, signature: jws.signature })]
   } catch (err) {
-    // No kid and several keys of the algorithm: try each (RFC 7515 §10.6 leaves the choice to us).
+    if (isRelayError(err)) throw err
+    if (err instanceof errors.JWKSNoMatchingKey) throw tokenRejected('unknown_kid', "logout_token kid is not among the issuer's signing keys")
+    if (err instanceof errors.JOSENotSupported) throw tokenRejected('alg', 'logout_token alg is not allowed')
     if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err
-    for await (const key of err) {
-      try {
-        return (await jwtVerify(token, key, options)).payload
-      } catch (inner) {
-        if (!(inner instanceof errors.JWSSignatureVerificationFailed)) throw inner
-      }
+    candidates = []
+    for await (const key of err) candidates.push(key)
+  }
+  for (const candidate of candidates) {
+    const key = keyObjectOf(candidate)
+    if (key !== undefined && verifyJwsSignature(signingInput, signature, alg, key)) return
+  }
+  throw tokenRejected('signature', 'logout_token signature does not verify')
+}
+
+function parsePayload (segment: string): Record<string, unknown> {
+  let payload: unknown
+  try {
+    payload = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+  } catch {
+    throw tokenRejected('malformed', 'logout_token claims are not JSON')
+  }
+  if (!isPlainObject(payload)) throw tokenRejected('malformed', 'logout_token claims are not a JSON object')
+  return payload
+}
+
+interface IdTokenRules {
+  issuer: string
+  audiences: ReadonlySet<string>
+  /** Seconds since the epoch. */
+  now: number
+  tolerance: number
+  maxAge: number
+  requireExp: boolean
+}
+
+function isNumericDate (value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value)
+}
+
+/**
+ * The rules of OIDC Core §3.1.3.7 that OIDC BCL §2.6 step 2 applies to logout tokens: `iss` exact,
+ * `aud` naming an accepted client, `iat` present and neither ahead of the clock nor older than the
+ * maximum age, `exp` (and `nbf`) respected when present, `exp` required in strict mode.
+ */
+function checkIdTokenRules (payload: Record<string, unknown>, rules: IdTokenRules): void {
+  if (payload['iss'] !== rules.issuer) throw tokenRejected('iss', 'logout_token iss is not the configured issuer')
+  const aud = payload['aud']
+  if (rules.audiences.size > 0) {
+    const named = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []
+    if (!named.some((item) => typeof item === 'string' && rules.audiences.has(item))) {
+      throw tokenRejected('aud', 'logout_token aud does not name an accepted client')
     }
-    throw new errors.JWSSignatureVerificationFailed()
   }
-}
-
-const CLAIM_MESSAGES: Partial<Record<string, [TokenRejection, string]>> = {
-  iss: ['iss', 'logout_token iss is not the configured issuer'],
-  aud: ['aud', 'logout_token aud does not name an accepted client'],
-  iat: ['iat', 'logout_token iat is missing, in the future, or older than the maximum age'],
-  exp: ['exp', 'logout_token has expired or lacks exp'],
-  nbf: ['nbf', 'logout_token is not valid yet (nbf)'],
-  jti: ['jti', 'logout_token jti is missing']
-}
-
-/** Maps jose's errors to our reasons and our own words: jose's messages are never passed on. */
-function asRejection (err: unknown): RelayError | unknown {
-  if (isRelayError(err)) return err
-  if (err instanceof errors.JWTClaimValidationFailed || err instanceof errors.JWTExpired) {
-    const [reason, message] = CLAIM_MESSAGES[err.claim] ?? ['malformed', `logout_token claim ${err.claim} is invalid`]
-    return tokenRejected(reason, message)
+  const { iat, exp, nbf } = payload
+  if (!isNumericDate(iat) || iat > rules.now + rules.tolerance || rules.now - iat - rules.tolerance > rules.maxAge) {
+    throw tokenRejected('iat', 'logout_token iat is missing, in the future, or older than the maximum age')
   }
-  if (err instanceof errors.JWSSignatureVerificationFailed || err instanceof errors.JWKSMultipleMatchingKeys) {
-    return tokenRejected('signature', 'logout_token signature does not verify')
+  if (exp === undefined ? rules.requireExp : !isNumericDate(exp) || exp <= rules.now - rules.tolerance) {
+    throw tokenRejected('exp', 'logout_token has expired or lacks exp')
   }
-  if (err instanceof errors.JWKSNoMatchingKey) {
-    return tokenRejected('unknown_kid', "logout_token kid is not among the issuer's signing keys")
+  if (nbf !== undefined && (!isNumericDate(nbf) || nbf > rules.now + rules.tolerance)) {
+    throw tokenRejected('nbf', 'logout_token is not valid yet (nbf)')
   }
-  if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
-    return tokenRejected('alg', 'logout_token alg is not allowed')
-  }
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) {
-    return tokenRejected('malformed', 'logout_token is not a valid JWT')
-  }
-  return err
 }
 
 /** §2.4 and §2.6 steps 3–5: the claims that make a JWT a logout token. */
-function checkLogoutClaims (payload: JWTPayload): LogoutClaims {
-  const { iss, aud, iat, jti, exp, sid, sub } = payload
+function checkLogoutClaims (payload: Record<string, unknown>): LogoutClaims {
+  const { iss, aud, iat, jti, exp, sid, sub } = payload as { iss: string, aud: unknown, iat: number, jti: unknown, exp: unknown, sid: unknown, sub: unknown }
   const audiences = typeof aud === 'string' ? [aud] : aud
   if (!Array.isArray(audiences) || audiences.length === 0 || audiences.some((item) => typeof item !== 'string' || item === '')) {
     throw tokenRejected('aud', 'logout_token aud must be a client id or a list of them')

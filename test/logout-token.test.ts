@@ -193,3 +193,79 @@ t.test('nonce must be absent, whatever its value', async (t) => {
     await rejects(t, hydra.logoutToken(randomUUID(), { claims: { nonce } }), 'nonce')
   }
 })
+
+t.test('every asymmetric algorithm the configuration allows verifies with a key of its kind', async (t) => {
+  for (const alg of ['RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']) {
+    const key = await createSigningKey(alg)
+    const token = await hydra.logoutToken(randomUUID(), { key })
+    const claims = await verifier({ algorithms: [alg], keys: createLocalJWKSet({ keys: [key.publicJwk] }) })(token)
+    t.ok(claims.sid, `${alg} verifies`)
+  }
+})
+
+t.test('the JWS itself: header extensions, encoding, key strength', async (t) => {
+  const sid = randomUUID()
+  const valid = await hydra.logoutToken(sid)
+  // jose will not even sign these: sign them by hand, with Hydra's real key.
+  const { KeyObject, sign: rawSign } = await import('node:crypto')
+  const signer = hydra.keys[0]
+  if (signer === undefined) throw new Error('no key')
+  const handSigned = (header: Record<string, unknown>): string => {
+    const encoded = `${base64url.encode(JSON.stringify({ alg: 'RS256', kid: signer.kid, typ: 'JWT', ...header }))}.${valid.split('.')[1] ?? ''}`
+    return `${encoded}.${rawSign('sha256', Buffer.from(encoded), KeyObject.from(signer.privateKey)).toString('base64url')}`
+  }
+  t.ok(await verifier()(handSigned({})), 'the hand-signed token itself is valid')
+  await rejects(t, handSigned({ crit: ['exp'] }), 'malformed')
+  await rejects(t, handSigned({ crit: ['b64'], b64: false }), 'malformed')
+  await rejects(t, handSigned({ b64: true }), 'malformed')
+  const [header, payload, signature] = valid.split('.')
+  await rejects(t, `${header}.${payload}.${signature}==`, 'malformed')
+  await rejects(t, `${header}.${payload}.${(signature ?? '').slice(0, 10)}+${(signature ?? '').slice(11)}`, 'malformed')
+  await rejects(t, `${header}..${signature}`, 'malformed')
+  await rejects(t, `${header}.${payload}.`, 'malformed')
+
+  // Signed well, but claims that are no JSON object.
+  const key = hydra.keys[0]
+  if (key === undefined) throw new Error('no key')
+  for (const claims of ['[1,2]', '"text"', 'null']) {
+    const { CompactSign } = await import('jose')
+    const jws = await new CompactSign(new TextEncoder().encode(claims)).setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' }).sign(key.privateKey)
+    await rejects(t, jws, 'malformed')
+  }
+
+  // An RSA key of 1024 bits is too weak to be trusted, even when the issuer publishes it.
+  const { generateKeyPairSync, sign } = await import('node:crypto')
+  const weak = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  const weakJwk = { ...weak.publicKey.export({ format: 'jwk' }), kid: 'weak', alg: 'RS256', use: 'sig' }
+  const weakHeader = Buffer.from(JSON.stringify({ alg: 'RS256', kid: 'weak', typ: 'JWT' })).toString('base64url')
+  const weakPayload = (await hydra.logoutToken(sid)).split('.')[1] ?? ''
+  const weakSignature = sign('sha256', Buffer.from(`${weakHeader}.${weakPayload}`), weak.privateKey).toString('base64url')
+  await rejects(t, `${weakHeader}.${weakPayload}.${weakSignature}`, 'signature', { keys: createLocalJWKSet({ keys: [weakJwk] }) })
+})
+
+t.test('a P-384 key cannot verify ES256, nor an RSA key EdDSA', async (t) => {
+  const { keyFitsAlgorithm } = await import('../src/jws.js')
+  const { generateKeyPairSync } = await import('node:crypto')
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey
+  const ed = generateKeyPairSync('ed25519').publicKey
+  t.equal(keyFitsAlgorithm(p384, 'ES384'), true)
+  t.equal(keyFitsAlgorithm(p384, 'ES256'), false)
+  t.equal(keyFitsAlgorithm(rsa, 'RS256'), true)
+  t.equal(keyFitsAlgorithm(rsa, 'PS256'), true)
+  t.equal(keyFitsAlgorithm(rsa, 'EdDSA'), false)
+  t.equal(keyFitsAlgorithm(ed, 'EdDSA'), true)
+  t.equal(keyFitsAlgorithm(ed, 'RS256'), false)
+  t.equal(keyFitsAlgorithm(rsa, 'HS256'), false)
+  t.equal(keyFitsAlgorithm(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 'RS256'), false, 'only public keys')
+})
+
+t.test('no kid, several keys of the algorithm: each is tried', async (t) => {
+  const [first, second] = [await createSigningKey(), await createSigningKey()]
+  const keys = createLocalJWKSet({ keys: [first.publicJwk, second.publicJwk].map(({ kid: _kid, ...jwk }) => jwk) })
+  const sid = randomUUID()
+  const bySecond = await hydra.logoutToken(sid, { key: second, header: { kid: undefined } })
+  t.equal((await verifier({ keys })(bySecond)).sid, sid, 'the second key verifies')
+  const stranger = await createSigningKey()
+  await rejects(t, hydra.logoutToken(sid, { key: stranger, header: { kid: undefined } }), 'signature', { keys })
+})
