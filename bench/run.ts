@@ -134,7 +134,9 @@ async function main (): Promise<void> {
     KRATOS_ADMIN_URL: `http://127.0.0.1:${kratosPort}`,
     LOGIN_HOOK_API_KEYS: HOOK_KEY,
     HOOK_RATE_LIMIT: '1000000000',
-    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info'
+    LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+    // Any other relay setting to try, as JSON: BENCH_RELAY_ENV='{"REVOCATION_CONCURRENCY":"64"}'.
+    ...JSON.parse(process.env['BENCH_RELAY_ENV'] ?? '{}') as Record<string, string>
   }
   // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the relay (see bench/cpu-profile.ts).
   const relayArgs = [...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== ''), join(root, 'dist/server.js')]

@@ -24,6 +24,13 @@ import { healthRoutes } from './routes/health.js'
 import { loginHookRoutes } from './routes/login-hook.js'
 import { metricsRoutes } from './routes/metrics.js'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What a route wants on the request's log line (an outcome, an identity id); never a secret. */
+    logFields: Record<string, unknown> | null
+  }
+}
+
 /** Everything the routes use; built once per app from the configuration. */
 export interface Relay {
   config: Config
@@ -148,10 +155,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     })
   }
 
+  // One log line per request, with what the route decided (request.logFields) and the path only:
+  // a query string could carry a token.
+  app.decorateRequest('logFields', null)
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
     metrics.request(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
-    request.log.info({ method: request.method, url: route, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request completed')
+    request.log.info({ method: request.method, url: route, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime), ...request.logFields }, 'request completed')
   })
   app.setErrorHandler(async (err: FastifyError | RelayError, request, reply) => {
     const relayError = isRelayError(err) ? err : fromFrameworkError(err)

@@ -86,6 +86,8 @@ export interface RevocationQueue {
   /** Claims up to `limit` due jobs, first taking back jobs whose lease ran out. */
   claim: (limit: number, leaseMs: number) => Promise<ClaimedJob[]>
   complete: (claimed: ClaimedJob) => Promise<boolean>
+  /** Completes several jobs in one step; returns how many were still held under their lease. */
+  completeAll: (claims: readonly ClaimedJob[]) => Promise<number>
   /** Puts the job back, due at `dueAt` (ms since the epoch). */
   retry: (claimed: ClaimedJob, dueAt: number) => Promise<boolean>
   /** Gives the job up: it moves to the dead letters with its last error. */
@@ -167,14 +169,21 @@ return out`
   {
     name: 'relayComplete',
     keys: 4,
-    // KEYS: active, jobs, leases, attempts. ARGV: id, lease. The job is done: drop every trace of it.
+    // KEYS: active, jobs, leases, attempts. ARGV: id, lease, id, lease, … Each job still held under
+    // its lease is done: every trace of it goes. Returns how many were.
     lua: `
-if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-return 1`
+local done = 0
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[3], id) == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    done = done + 1
+  end
+end
+return done`
   },
   {
     name: 'relayRetry',
@@ -254,8 +263,12 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
       }
       return claimed
     },
-    async complete ({ job, lease }) {
-      return await run('relayComplete', [k.active, k.jobs, k.leases, k.attempts], [job.id, lease]) === 1
+    async complete (claimed) {
+      return await this.completeAll([claimed]) === 1
+    },
+    async completeAll (claims) {
+      if (claims.length === 0) return 0
+      return Number(await run('relayComplete', [k.active, k.jobs, k.leases, k.attempts], claims.flatMap(({ job, lease }) => [job.id, lease])))
     },
     async retry ({ job, lease }, dueAt) {
       return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, dueAt, '1']) === 1
@@ -349,12 +362,19 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
         return { job: jobs.get(id) as Job, attempts: count, lease }
       })
     },
-    async complete ({ job, lease }) {
-      if (!holds(job.id, lease)) return false
-      active.delete(job.id)
-      jobs.delete(job.id)
-      attempts.delete(job.id)
-      return true
+    async complete (claimed) {
+      return await this.completeAll([claimed]) === 1
+    },
+    async completeAll (claims) {
+      let done = 0
+      for (const { job, lease } of claims) {
+        if (!holds(job.id, lease)) continue
+        active.delete(job.id)
+        jobs.delete(job.id)
+        attempts.delete(job.id)
+        done++
+      }
+      return done
     },
     async retry ({ job, lease }, dueAt) {
       if (!holds(job.id, lease)) return false

@@ -51,6 +51,7 @@ export class RevocationWorker {
   #wake: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
   #storeDown = false
+  #completions: { claims: ClaimedJob[], written: Promise<number> } | undefined
 
   constructor (options: RevocationWorkerOptions) {
     this.#options = { pollIntervalMs: 1000, clock: Date.now, random: Math.random, ...options }
@@ -149,6 +150,23 @@ export class RevocationWorker {
     this.#inFlight.add(task)
   }
 
+  /**
+   * Records a job done. The jobs that finish within one turn of the event loop are completed in a
+   * single call to the queue: under load, one round trip for many jobs.
+   */
+  async #complete (claimed: ClaimedJob): Promise<void> {
+    if (this.#completions === undefined) {
+      const claims: ClaimedJob[] = []
+      const written = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        this.#completions = undefined
+        return await this.#options.queue.completeAll(claims)
+      })
+      this.#completions = { claims, written }
+    }
+    this.#completions.claims.push(claimed)
+    await this.#completions.written
+  }
+
   async #settle (claimed: ClaimedJob): Promise<void> {
     const { job, attempts } = claimed
     const { queue, log, clock } = this.#options
@@ -175,7 +193,7 @@ export class RevocationWorker {
       this.#options.onOutcome?.('retried', job)
       return
     }
-    await queue.complete(claimed)
+    await this.#complete(claimed)
     log.debug(fields, 'revocation done')
     this.#options.onOutcome?.('succeeded', job)
   }

@@ -201,10 +201,14 @@ export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, opt
       const identity = uuidBytes(identityId)
       const now = nowSeconds()
       const until = now + options.sidTtlSeconds
-      // The reverse entry first: should the second write fail, a stray sid in the reverse index is harmless.
-      await call('relayAddIdentitySid', reverse(identity), Buffer.concat([identity, field]), seconds(until), until, now, prune())
-      const loggedOut = await call('relayIndexSid', forward(field), field, Buffer.concat([identity, seconds(until)]),
-        Buffer.concat([Buffer.of(LOGGED_OUT), field]), until, now, prune())
+      // Both writes in one round trip. Should either fail, the hook answers 503 and Kratos retries it;
+      // until then a half-written login is harmless (a stray sid in the reverse index, or a sid that
+      // resolves but is missing from its identity's list).
+      const [, loggedOut] = await Promise.all([
+        call('relayAddIdentitySid', reverse(identity), Buffer.concat([identity, field]), seconds(until), until, now, prune()),
+        call('relayIndexSid', forward(field), field, Buffer.concat([identity, seconds(until)]),
+          Buffer.concat([Buffer.of(LOGGED_OUT), field]), until, now, prune())
+      ])
       return { loggedOut: loggedOut === 1 }
     },
     async forgetLogout (sid) {

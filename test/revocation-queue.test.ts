@@ -122,4 +122,16 @@ for (const backend of await backends(t)) {
     if (backend.redis !== undefined) await new Promise((resolve) => setTimeout(resolve, 1100))
     t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 1 }), 'accepted')
   })
+
+  t.test(`${backend.name}: several jobs are completed in one step, only those still held`, async (t) => {
+    const { queue, clock } = make()
+    await queue.enqueue([revoke(), revoke(), revoke()], 60)
+    const claims = [...await queue.claim(2, 10_000), ...await queue.claim(1, 1000)]
+    clock.now += 1001
+    const [retaken] = await queue.claim(1, 1000)
+    t.ok(retaken, 'one lease ran out and the job went to another worker')
+    t.equal(await queue.completeAll(claims), 2, 'the two still held are completed')
+    t.equal(await queue.completeAll([]), 0)
+    t.same(await queue.counts(), { waiting: 0, active: 1, dead: 0 })
+  })
 }

@@ -57,7 +57,7 @@ export async function adminRoutes (app: FastifyInstance, { relay }: { relay: Rel
       const result = await relay.logOutEverywhere({ identityId, revokeConsents })
       const queued = result.steps.filter((step) => step.status === 'queued').length
       relay.metrics.admin('logout', queued > 0 ? 'queued' : 'already_queued')
-      request.log.info({ identity: identityId, sids: result.sids.length, steps: result.steps.length, queued, revokeConsents }, 'global logout queued')
+      request.logFields = { outcome: 'global_logout_queued', identity: identityId, sids: result.sids.length, steps: result.steps.length, queued, revokeConsents }
       return await reply.code(202).send({
         identity_id: result.identityId,
         sids: result.sids,

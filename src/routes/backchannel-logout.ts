@@ -23,7 +23,7 @@ export async function backchannelLogoutRoutes (app: FastifyInstance, { relay }: 
       const token = logoutTokenOf(request.body)
       const result = await relay.logout(token)
       relay.metrics.logout(result.outcome)
-      request.log.info({ outcome: result.outcome, identity: 'identityId' in result ? result.identityId : undefined }, 'back-channel logout accepted')
+      request.logFields = { outcome: result.outcome, ...('identityId' in result ? { identity: result.identityId } : {}) }
       return await reply.code(200).send()
     } catch (err) {
       if (isRelayError(err) && err.status === 400) {

@@ -26,6 +26,7 @@ export interface BearerAuthOptions {
  */
 export function bearerAuth (options: BearerAuthOptions) {
   const check = createApiKeyCheck(options.keys)
+  const keyId = (token: string): string => createHash('sha256').update(token).digest('base64url')
   const refuse = (outcome: AuthOutcome, error: RelayError): RelayError => {
     options.onRefused?.(outcome)
     return error
@@ -44,7 +45,7 @@ export function bearerAuth (options: BearerAuthOptions) {
       options.failures.hit(request.ip)
       throw refuse('unauthorized', new RelayError('ERR_UNAUTHORIZED', 'missing or wrong API key'))
     }
-    const wait = options.perKey?.hit(createHash('sha256').update(token ?? '').digest('base64url')) ?? 0
+    const wait = options.perKey === undefined ? 0 : options.perKey.hit(keyId(token ?? ''))
     if (wait > 0) throw refuse('rate_limited', tooMany(wait))
   }
 }

@@ -28,7 +28,7 @@ export async function loginHookRoutes (app: FastifyInstance, { relay }: { relay:
     try {
       const result = await relay.indexLogin(parseLoginHookBody(request.body))
       relay.metrics.hook(result.lateLogout ? 'late_logout' : 'indexed')
-      if (result.lateLogout) request.log.info('login indexed after its logout; revocation queued')
+      request.logFields = { outcome: result.lateLogout ? 'late_logout' : 'indexed' }
       return await reply.code(204).send()
     } catch (err) {
       relay.metrics.hook(hookFailure(err))
