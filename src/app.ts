@@ -144,12 +144,15 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   if (config.http.maxEventLoopDelayMs > 0) {
     // Load shedding: a saturated event loop answers 503 at once rather than letting requests time
-    // out. Health and metrics are spared, so that an overloaded replica is not mistaken for a dead one.
+    // out. Health and metrics are spared, so that an overloaded replica is not mistaken for a dead one;
+    // so is the first second after startup, whose first sample measures loading the code, not load.
+    let readySince = Number.POSITIVE_INFINITY
+    app.addHook('onReady', async () => { readySince = Date.now() })
     await app.register(underPressure, {
       maxEventLoopDelay: config.http.maxEventLoopDelayMs,
       sampleInterval: 100,
       pressureHandler: async (request) => {
-        if (request.url.startsWith('/health/') || request.url === '/metrics') return
+        if (request.url.startsWith('/health/') || request.url === '/metrics' || Date.now() - readySince < 1000) return
         throw new RelayError('ERR_OVERLOADED', 'the relay is overloaded; retry later')
       }
     })

@@ -236,7 +236,7 @@ t.test('a missing or wrong key, or the login hook\'s key, is a 401 with WWW-Auth
   const logs = relay.logs.join('\n')
   t.notMatch(logs, ADMIN_KEY, 'the admin key is never logged')
   t.notMatch(logs, 'wrong-key-0123456789abcdef')
-  t.match(logs, /"outcome":"global_logout_queued"/, "the call is logged")
+  t.match(logs, /"outcome":"global_logout_queued"/, 'the call is logged')
   const metrics = (await relay.app.inject('/metrics')).body
   t.match(metrics, /logout_relay_admin_calls_total\{action="logout",outcome="unauthorized"\} 5/)
   t.match(metrics, /logout_relay_admin_calls_total\{action="sessions",outcome="unauthorized"\} 2/)
