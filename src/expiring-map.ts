@@ -21,11 +21,6 @@ export class ExpiringMap<V> {
     return entry.value
   }
 
-  /** The expiry of a live entry, in ms since the epoch. */
-  expiresAt (key: string): number | undefined {
-    return this.get(key) === undefined ? undefined : this.#entries.get(key)?.expiresAt
-  }
-
   has (key: string): boolean {
     return this.get(key) !== undefined
   }

@@ -55,35 +55,35 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     snapshot ??= queueCounts().catch(() => undefined).finally(() => { snapshot = undefined })
     return await snapshot
   }
-  const storeUp = new Gauge({
+  registry.registerMetric(new Gauge({
     name: 'logout_relay_store_up',
     help: '1 when the revocation queue could be read at this scrape, 0 when the store is down.',
-    registers: [registry],
+    registers: [],
     async collect () {
       this.set(await readQueue() === undefined ? 0 : 1)
     }
-  })
-  const queueDepth = new Gauge({
+  }))
+  registry.registerMetric(new Gauge({
     name: 'logout_relay_queue_depth',
     help: 'Revocation jobs in the queue: waiting (due now or later) and active (claimed by a worker).',
     labelNames: ['state'] as const,
-    registers: [registry],
+    registers: [],
     async collect () {
       const counts = await readQueue()
       if (counts === undefined) return
       this.set({ state: 'waiting' }, counts.waiting)
       this.set({ state: 'active' }, counts.active)
     }
-  })
-  const deadLetters = new Gauge({
+  }))
+  registry.registerMetric(new Gauge({
     name: 'logout_relay_dead_letters',
     help: 'Revocation jobs given up on, kept in the dead-letter set. Alert when above 0.',
-    registers: [registry],
+    registers: [],
     async collect () {
       const counts = await readQueue()
       if (counts !== undefined) this.set(counts.dead)
     }
-  })
+  }))
   const deadLettered = new Counter({
     name: 'logout_relay_dead_lettered_total',
     help: 'Revocation jobs moved to the dead letters by this process.',
@@ -92,7 +92,6 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
 
   return {
     registry,
-    gauges: { storeUp, queueDepth, deadLetters },
     logout (outcome: LogoutOutcome, reason: TokenRejection | 'request' | '' = '') {
       logoutTokens.inc({ outcome, reason })
     },

@@ -59,13 +59,13 @@ const LOGGED_OUT = 0x03
 const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** A sid as a field: its 16 bytes when it is a lower-case UUID (so that it round-trips), else its text. */
-export function encodeSid (sid: string): Buffer {
+function encodeSid (sid: string): Buffer {
   return UUID_SHAPE.test(sid)
     ? Buffer.concat([Buffer.of(SID_UUID), Buffer.from(sid.replace(/-/g, ''), 'hex')])
     : Buffer.concat([Buffer.of(SID_RAW), Buffer.from(sid, 'utf8')])
 }
 
-export function decodeSid (field: Buffer): string {
+function decodeSid (field: Buffer): string {
   return field[0] === SID_UUID ? uuidText(field.subarray(1, 17)) : field.subarray(1).toString('utf8')
 }
 
