@@ -320,8 +320,8 @@ function checkDocs (stack: Stack): string[] {
     problems.push('README.md shows no URL of the logout route or of the hook route')
   }
   for (const url of relayUrls) {
-    // An identity id in a path stands for the route's :id parameter.
-    const route = url.pathname.replace(/\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?=\/|$)/g, '/:id')
+    // An identity id in a path, or a shell variable holding one, stands for the route's :id parameter.
+    const route = url.pathname.replace(/\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\$[A-Z_]+)(?=\/|$)/g, '/:id')
     if (!['POST', 'GET'].some((method) => app.hasRoute({ method, url: route }))) problems.push(`README.md: ${url.href} is no route of the relay`)
   }
   for (const [, path] of stack.readme.matchAll(/path: (\/\S+?)[,\s}]/g)) {
