@@ -56,7 +56,7 @@ export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions):
   return async (token) => {
     const jws = parseCompactJws(token, algorithms)
     await verifySignature(jws, options.keys)
-    const payload = parsePayload(jws.payload)
+    const payload = decodeJsonObject(jws.payload, 'claims set')
     checkIdTokenRules(payload, {
       issuer: options.issuer,
       audiences,
@@ -87,13 +87,7 @@ function parseCompactJws (token: string, algorithms: readonly string[]): Compact
   const [protectedHeader = '', payload = '', signature = ''] = parts
   if (parts.length !== 3) throw tokenRejected('malformed', 'logout_token is not a signed JWT')
   if (!BASE64URL.test(protectedHeader)) throw tokenRejected('malformed', 'logout_token header is not base64url')
-  let header: unknown
-  try {
-    header = JSON.parse(Buffer.from(protectedHeader, 'base64url').toString('utf8'))
-  } catch {
-    throw tokenRejected('malformed', 'logout_token header is not valid base64url JSON')
-  }
-  if (!isPlainObject(header)) throw tokenRejected('malformed', 'logout_token header is not a JSON object')
+  const header = decodeJsonObject(protectedHeader, 'header')
   if (typeof header['alg'] !== 'string' || !algorithms.includes(header['alg'])) {
     throw tokenRejected('alg', `logout_token alg must be one of ${algorithms.join(', ')}`)
   }
@@ -135,15 +129,16 @@ async function verifySignature (jws: CompactJws, keys: JWTVerifyGetKey): Promise
   throw tokenRejected('signature', 'logout_token signature does not verify')
 }
 
-function parsePayload (segment: string): Record<string, unknown> {
-  let payload: unknown
+/** A base64url segment holding a JSON object (RFC 7519 §7.2 steps 3–4, 10). */
+function decodeJsonObject (segment: string, what: 'header' | 'claims set'): Record<string, unknown> {
+  let value: unknown
   try {
-    payload = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
   } catch {
-    throw tokenRejected('malformed', 'logout_token claims are not JSON')
+    throw tokenRejected('malformed', `logout_token ${what} is not JSON`)
   }
-  if (!isPlainObject(payload)) throw tokenRejected('malformed', 'logout_token claims are not a JSON object')
-  return payload
+  if (!isPlainObject(value)) throw tokenRejected('malformed', `logout_token ${what} must be a JSON object`)
+  return value
 }
 
 interface IdTokenRules {

@@ -105,9 +105,13 @@ export interface LuaScript {
   lua: string
 }
 
-type ScriptCall = (...args: Array<string | number>) => Promise<unknown>
+type ScriptArg = string | number | Buffer
+type ScriptCall = (...args: ScriptArg[]) => Promise<unknown>
 
-/** Registers scripts (`defineCommand`: EVALSHA with a fallback to EVAL) and returns a caller for them. */
+/**
+ * Registers scripts (`defineCommand`: EVALSHA with a fallback to EVAL) and returns a caller for them.
+ * With `buffers`, replies keep their raw bytes (ioredis' `<name>Buffer` variant of each script).
+ */
 export function defineScripts (client: RedisClient, scripts: readonly LuaScript[]) {
   const variable = new Set<string>()
   for (const script of scripts) {
@@ -115,8 +119,8 @@ export function defineScripts (client: RedisClient, scripts: readonly LuaScript[
     if (script.name in client) continue
     client.defineCommand(script.name, script.keys === 'variable' ? { lua: script.lua } : { numberOfKeys: script.keys, lua: script.lua })
   }
-  return async (name: string, keys: readonly string[], args: ReadonlyArray<string | number> = []): Promise<unknown> => {
-    const call = (client as unknown as Record<string, ScriptCall>)[name]
+  return async (name: string, keys: readonly string[], args: readonly ScriptArg[] = [], { buffers = false } = {}): Promise<unknown> => {
+    const call = (client as unknown as Record<string, ScriptCall>)[buffers ? `${name}Buffer` : name]
     if (call === undefined) throw new TypeError(`unknown script ${name}`)
     try {
       return variable.has(name)

@@ -170,16 +170,11 @@ return out`
   }
 ]
 
-type BufferCall = (...args: Array<string | number | Buffer>) => Promise<unknown>
-
 export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, options: SessionIndexOptions): SessionIndex {
-  defineScripts(redis, SCRIPTS)
-  // Replies hold raw bytes: call the Buffer variants ioredis defines next to each script.
-  const call = async (name: string, ...args: Array<string | number | Buffer>): Promise<unknown> => {
-    const command = (redis as unknown as Record<string, BufferCall>)[`${name}Buffer`]
-    if (command === undefined) throw new TypeError(`unknown script ${name}`)
-    return await redisCall(command.call(redis, ...args))
-  }
+  const run = defineScripts(redis, SCRIPTS)
+  // Every script here has one key, and replies that hold raw bytes.
+  const call = async (name: string, key: string, ...args: Array<string | number | Buffer>): Promise<unknown> =>
+    await run(name, [key], args, { buffers: true })
   const clock = options.clock ?? Date.now
   const nowSeconds = (): number => Math.floor(clock() / 1000)
   const forward = (sid: Buffer): string => keys.key('sids', String(bucketOf(sid)))

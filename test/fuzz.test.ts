@@ -25,6 +25,13 @@ const LOGOUT_STATUSES = new Set([400, 405, 413, 415])
 const HOOK_STATUSES = new Set([204, 400, 401, 405, 413, 415])
 
 const printable = fc.string({ unit: fc.constantFrom(...'abcXYZ019-_.~+/=%&;:, {}[]"\'\\'.split('')), maxLength: 80 })
+/** Any other headers a client may send, with printable names and values. */
+const extraHeaders = fc.dictionary(
+  fc.stringMatching(/^x-[a-z0-9-]{1,20}$/),
+  fc.string({ unit: fc.constantFrom(...'abcXYZ019 -_.,;:=/"'.split('')), maxLength: 60 }),
+  { maxKeys: 4 }
+)
+
 const contentType = fc.oneof(
   fc.constant('application/x-www-form-urlencoded'),
   fc.constant('application/x-www-form-urlencoded; charset=utf-8'),
@@ -102,8 +109,9 @@ t.test('random bodies and content types at /backchannel-logout', async (t) => {
     ),
     contentType,
     fc.constantFrom('POST', 'POST', 'POST', 'GET', 'PUT', 'DELETE'),
-    async (payload, type, method) => {
-      const response = await relay.app.inject({ method: method as 'POST', url: '/backchannel-logout', headers: { 'content-type': type }, payload })
+    extraHeaders,
+    async (payload, type, method, headers) => {
+      const response = await relay.app.inject({ method: method as 'POST', url: '/backchannel-logout', headers: { ...headers, 'content-type': type }, payload })
       if (!LOGOUT_STATUSES.has(response.statusCode)) throw new Error(`status ${response.statusCode} for ${type} ${payload.slice(0, 80)}`)
       if (response.headers['content-type']?.toString().startsWith('application/json') !== true) throw new Error('not JSON')
       const body = response.json() as { error?: unknown }
@@ -147,11 +155,12 @@ t.test('random bodies and credentials at /hooks/login', async (t) => {
     ),
     fc.oneof(fc.constant(`Bearer ${HOOK_KEY}`), fc.constant(`Bearer ${HOOK_KEY}x`), fc.constant(`Basic ${HOOK_KEY}`), printable, fc.constant(undefined)),
     fc.oneof(fc.constant('application/json'), contentType),
-    async (payload, authorization, type) => {
+    extraHeaders,
+    async (payload, authorization, type, headers) => {
       const response = await relay.app.inject({
         method: 'POST',
         url: '/hooks/login',
-        headers: { 'content-type': type, ...(authorization !== undefined ? { authorization } : {}) },
+        headers: { ...headers, 'content-type': type, ...(authorization !== undefined ? { authorization } : {}) },
         payload
       })
       if (!HOOK_STATUSES.has(response.statusCode)) throw new Error(`status ${response.statusCode} for ${payload.slice(0, 80)}`)

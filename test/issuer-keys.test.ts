@@ -8,19 +8,24 @@ import { checkContracts } from './helper.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function setup (t: Test, options: Partial<IssuerKeysOptions> = {}) {
-  const hydra = await HydraDouble.start()
-  t.teardown(() => hydra.close())
-  checkContracts(t, hydra)
-  const verify = createLogoutTokenVerifier({
-    issuer: hydra.issuer,
+/** A verifier of the issuer's tokens with the given key source and the relay's defaults. */
+function verifierOf (issuer: string, keys: IssuerKeysOptions) {
+  return createLogoutTokenVerifier({
+    issuer,
     audiences: [],
     algorithms: ['RS256'],
     maxAgeSeconds: 300,
     clockToleranceSeconds: 30,
     requireExp: false,
-    keys: createIssuerKeys({ issuer: hydra.issuer, timeoutMs: 2000, ...options })
+    keys: createIssuerKeys(keys)
   })
+}
+
+async function setup (t: Test, options: Partial<IssuerKeysOptions> = {}) {
+  const hydra = await HydraDouble.start()
+  t.teardown(() => hydra.close())
+  checkContracts(t, hydra)
+  const verify = verifierOf(hydra.issuer, { issuer: hydra.issuer, timeoutMs: 2000, ...options })
   const fetches = (): number => hydra.callsOf('discoverJsonWebKeys').length
   return { hydra, verify, fetches }
 }
@@ -48,15 +53,7 @@ t.test('fetches discovery and the JWKS once, then serves every token from the ca
 
 t.test('OIDC_JWKS_URL skips discovery', async (t) => {
   const { hydra, verify } = await setup(t, { jwksUrl: undefined })
-  const direct = createLogoutTokenVerifier({
-    issuer: hydra.issuer,
-    audiences: [],
-    algorithms: ['RS256'],
-    maxAgeSeconds: 300,
-    clockToleranceSeconds: 30,
-    requireExp: false,
-    keys: createIssuerKeys({ issuer: 'http://unreachable.invalid/', jwksUrl: hydra.jwksUrl })
-  })
+  const direct = verifierOf(hydra.issuer, { issuer: 'http://unreachable.invalid/', jwksUrl: hydra.jwksUrl })
   t.equal(await outcome(direct(await hydra.logoutToken(randomUUID()))), 'ok')
   t.equal(hydra.callsOf('discoverOidcConfiguration').length, 0)
   t.ok(verify)
