@@ -12,19 +12,24 @@ import { Keyspace, createRedisClient, waitForRedis } from '../src/redis.js'
 import { createRedisRevocationQueue } from '../src/revocation-queue.js'
 import { createRedisSessionIndex } from '../src/session-index.js'
 import { freePort, spawnRedis } from '../test/helpers/redis.js'
+import type { LoadResult } from './load.js'
 
 /**
  * `npm run bench`: the relay's speed as ratios to what this machine can do, in one bounded run on
  * loopback. Everything it needs it starts itself: a Redis (AOF, everysec), a Kratos double answering
  * 204 at once, the issuer's JWKS, the baselines, the relay (compiled, as the image runs it) and the
  * load generator (autocannon) in a process of its own. Prints a table; `--json FILE` also writes it.
- * BENCH_LOGOUTS sets the number of logouts (30000); BENCH_PHASES a subset of the phases
- * (hook, baselines, logout, drain, memory, rss), e.g. to profile one.
+ * Every server is warmed up before it is measured, so that the figures are of compiled code, not of
+ * V8 compiling it. BENCH_LOGOUTS sets the number of measured logouts (30000); BENCH_PHASES a subset of
+ * the phases (hook, baselines, logout, drain, memory, rss), e.g. to profile one.
  */
 const root = fileURLToPath(new URL('..', import.meta.url))
 const CONNECTIONS = 50
 const LOGOUTS = Number(process.env['BENCH_LOGOUTS'] ?? 30_000)
 const BASELINE_SECONDS = 5
+const WARMUP_SECONDS = 2
+/** Logins and logouts sent to warm the relay up before each measured run. */
+const WARMUP_LOGOUTS = 5000
 const DRAIN_JOBS = 10_000
 const INDEX_ENTRIES = 100_000
 const IDLE_SETTLE_MS = 45_000
@@ -37,7 +42,18 @@ const work = mkdtempSync(join(tmpdir(), 'logout-relay-bench-'))
 const children: ChildProcess[] = []
 const began = Date.now()
 
-interface LoadResult { requests: number, seconds: number, rps: number, p50: number, p99: number, non2xx: number, errors: number, timeouts: number, statusCodes: Record<string, { count: number }> }
+/** Seconds of CPU (user + system) a process has used: fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s. */
+function cpuSeconds (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** CPU time a process spends per request, in µs, over `run`. */
+async function measured<T> (pid: number, requests: (result: T) => number, run: () => Promise<T>): Promise<T & { cpuMicros: number }> {
+  const before = cpuSeconds(pid)
+  const result = await run()
+  return { ...result, cpuMicros: 1e6 * (cpuSeconds(pid) - before) / requests(result) }
+}
 
 function statuses (result: LoadResult): string {
   return Object.entries(result.statusCodes).map(([code, { count }]) => `${code}×${count}`).join(' ') +
@@ -110,20 +126,23 @@ async function main (): Promise<void> {
   const redis = await spawnRedis({ appendOnly: true }, ['--appendfsync', 'everysec'])
   const admin = new Redis(redis.url)
 
-  // Tokens are signed before the run: signing is not what is measured.
-  const logins = Array.from({ length: LOGOUTS }, () => ({ sid: randomUUID(), identityId: randomUUID() }))
-  log(`signing ${LOGOUTS} Hydra-shaped logout tokens`)
+  // Tokens are signed before the run: signing is not what is measured. One login and one token per
+  // logout: those that warm the relay up, then those measured.
+  const total = WARMUP_LOGOUTS + LOGOUTS
+  const logins = Array.from({ length: total }, () => ({ sid: randomUUID(), identityId: randomUUID() }))
+  log(`signing ${total} Hydra-shaped logout tokens`)
   // Valid for LOGOUT_TOKEN_MAX_AGE (300 s) from now: the run is far shorter.
   const iat = Math.floor(Date.now() / 1000)
   const slices = Math.max(1, Math.min(cpus().length, 4))
   const parts = await Promise.all(Array.from({ length: slices }, async (_, i) => await new Promise<string[]>((resolve, reject) => {
-    const sids = logins.slice(Math.floor(i * LOGOUTS / slices), Math.floor((i + 1) * LOGOUTS / slices)).map((login) => login.sid)
+    const sids = logins.slice(Math.floor(i * total / slices), Math.floor((i + 1) * total / slices)).map((login) => login.sid)
     const worker = new Worker(new URL('./sign-worker.mjs', import.meta.url), { workerData: { privateKey, kid, issuer, sids, iat } })
     worker.once('message', resolve)
     worker.once('error', reject)
   })))
-  const tokens = parts.flat()
-  const logoutBodies = tokens.map((token) => `logout_token=${token}`)
+  const logoutBodies = parts.flat().map((token) => `logout_token=${token}`)
+  const warmupBodies = logoutBodies.slice(0, WARMUP_LOGOUTS)
+  const measuredBodies = logoutBodies.slice(WARMUP_LOGOUTS)
 
   // The relay, compiled, on the defaults a deployment would have (info logs, to /dev/null here).
   const relayPort = await freePort()
@@ -159,15 +178,17 @@ async function main (): Promise<void> {
   let relay = await startProcess(relayArgs, relayEnv, relayPort)
   if (phases.has('hook')) {
     log('login hook: indexing every sid the logout tokens name')
-    const hook = await load({
+    const hookJob = (chosen: typeof logins): Record<string, unknown> => ({
       url: `${relayUrl}/hooks/login`,
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${HOOK_KEY}` },
-      bodies: logins.map((login) => JSON.stringify({ identity_id: login.identityId, sid: login.sid })),
-      amount: LOGOUTS
+      bodies: chosen.map((login) => JSON.stringify({ identity_id: login.identityId, sid: login.sid })),
+      amount: chosen.length
     })
+    await load(hookJob(logins.slice(0, WARMUP_LOGOUTS)))
+    const hook = await measured(relay.pid ?? 0, (result) => result.requests, async () => await load(hookJob(logins.slice(WARMUP_LOGOUTS))))
     results['hook'] = hook
-    rows.push(['login hook (sid form)', `${hook.rps.toFixed(0)} req/s`, `p99 ${hook.p99} ms, statuses ${statuses(hook)}; target ≥ 15,000 req/s`])
+    rows.push(['login hook (sid form)', `${hook.rps.toFixed(0)} req/s`, `p99 ${hook.p99} ms, ${hook.cpuMicros.toFixed(0)} µs CPU each, statuses ${statuses(hook)}; target ≥ 15,000 req/s`])
   } else {
     log('indexing every sid the logout tokens name, straight into Redis')
     const index = createRedisSessionIndex(client, new Keyspace('logout-relay:'), { sidTtlSeconds: 2_592_000, unresolvedSidTtlSeconds: 86_400 })
@@ -182,38 +203,54 @@ async function main (): Promise<void> {
       log(`baseline ${mode}`)
       const port = await freePort()
       const server = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')], { MODE: mode, JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url }, port)
-      baselines[mode] = await load({
+      const baselineJob = (duration: number): Record<string, unknown> => ({
         url: `http://127.0.0.1:${port}/backchannel-logout`,
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        bodies: logoutBodies.slice(0, 5000),
-        duration: BASELINE_SECONDS
+        bodies: warmupBodies,
+        duration
       })
+      await load(baselineJob(WARMUP_SECONDS))
+      baselines[mode] = await measured(server.pid ?? 0, (result) => result.requests, async () => await load(baselineJob(BASELINE_SECONDS)))
       await stop(server)
     }
-    const { A, B, C } = baselines as Record<'A' | 'B' | 'C', LoadResult>
+    const { A, B, C } = baselines as Record<'A' | 'B' | 'C', LoadResult & { cpuMicros: number }>
     rows.unshift(
-      ['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms`],
-      ['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms`],
-      ['baseline C: B + SET NX + GET', `${C.rps.toFixed(0)} req/s`, `p50 ${C.p50} ms, p99 ${C.p99} ms`]
+      ['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms, ${A.cpuMicros.toFixed(0)} µs CPU each`],
+      ['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms, ${B.cpuMicros.toFixed(0)} µs CPU each`],
+      ['baseline C: B + SET NX + GET', `${C.rps.toFixed(0)} req/s`, `p50 ${C.p50} ms, p99 ${C.p99} ms, ${C.cpuMicros.toFixed(0)} µs CPU each`]
     )
     results['baselines'] = baselines
   }
 
   if (phases.has('logout')) {
-    log(`relay: ${LOGOUTS} logouts, each a distinct token for an indexed sid`)
-    revocations.length = 0
-    const logout = await load({
+    const logoutJob = (bodies: string[]): Record<string, unknown> => ({
       url: `${relayUrl}/backchannel-logout`,
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      bodies: logoutBodies,
-      amount: LOGOUTS
+      bodies,
+      amount: bodies.length
     })
-    const revokedAt = Date.now()
-    while (revocations.length < LOGOUTS && Date.now() - revokedAt < 30_000) await sleep(50)
-    results['logout'] = { ...logout, revoked: revocations.length }
-    rows.push(['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, statuses ${statuses(logout)}; ${revocations.length}/${LOGOUTS} revoked at Kratos`])
+    // Waits until Kratos has seen `count` revocations (counted from `revocations.length = 0`).
+    const revoked = async (count: number): Promise<number> => {
+      const since = Date.now()
+      while (revocations.length < count && Date.now() - since < 30_000) await sleep(20)
+      return revocations.length
+    }
+    log(`relay: ${WARMUP_LOGOUTS} logouts to warm up`)
+    revocations.length = 0
+    await load(logoutJob(warmupBodies))
+    await revoked(WARMUP_LOGOUTS)
+
+    log(`relay: ${LOGOUTS} logouts, each a distinct token for an indexed sid`)
+    revocations.length = 0
+    // CPU per logout counts until the last revocation is made: the work a logout causes, all of it.
+    const logout = await measured(relay.pid ?? 0, (result) => result.requests, async () => {
+      const result = await load(logoutJob(measuredBodies))
+      return { ...result, revoked: await revoked(LOGOUTS) }
+    })
+    results['logout'] = logout
+    rows.push(['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, ${logout.cpuMicros.toFixed(0)} µs CPU each (revocation included), statuses ${statuses(logout)}; ${logout.revoked}/${LOGOUTS} revoked at Kratos`])
     const { B, C } = baselines
     if (B !== undefined && C !== undefined) {
       rows.push(['relay logout / C, / B', `${(100 * logout.rps / C.rps).toFixed(0)} %, ${(100 * logout.rps / B.rps).toFixed(0)} %`, 'target: ≥ 70 % of C, p99 ≤ 15 ms'])
@@ -222,16 +259,21 @@ async function main (): Promise<void> {
   await stop(relay)
 
   if (phases.has('drain')) {
+    // The relay idles first, so that its CPU time from here on is the drain's.
+    relay = await startProcess(relayArgs, relayEnv, relayPort)
+    await sleep(1500)
     log(`drain: ${DRAIN_JOBS} queued jobs`)
     const queue = createRedisRevocationQueue(client, new Keyspace('logout-relay:'))
+    revocations.length = 0
+    const cpuBefore = cpuSeconds(relay.pid ?? 0)
     for (let i = 0; i < DRAIN_JOBS; i += 500) {
       await queue.enqueue(Array.from({ length: 500 }, () => ({ target: { kind: 'kratos-sessions' as const, identityId: randomUUID() } })), 60)
     }
-    revocations.length = 0
-    relay = await startProcess(relayArgs, relayEnv, relayPort)
     const drainStart = Date.now()
     while (revocations.length < DRAIN_JOBS && Date.now() - drainStart < 60_000) await sleep(20)
     const drainSeconds = ((revocations[DRAIN_JOBS - 1] ?? Number.NaN) - (revocations[0] ?? 0)) / 1000
+    await sleep(200)
+    const drainCpuMicros = 1e6 * (cpuSeconds(relay.pid ?? 0) - cpuBefore) / DRAIN_JOBS
     await stop(relay)
     log('Kratos double on its own')
     const kratosAlone = await load({
@@ -241,8 +283,8 @@ async function main (): Promise<void> {
       paths: Array.from({ length: 1000 }, () => `/admin/identities/${randomUUID()}/sessions`),
       duration: 3
     })
-    results['drain'] = { drainSeconds, rate: DRAIN_JOBS / drainSeconds, kratosAlone }
-    rows.push(['drain', `${(DRAIN_JOBS / drainSeconds).toFixed(0)} jobs/s`, `${DRAIN_JOBS} jobs in ${drainSeconds.toFixed(2)} s; the Kratos double alone: ${kratosAlone.rps.toFixed(0)} req/s; target ≥ 5,000`])
+    results['drain'] = { drainSeconds, rate: DRAIN_JOBS / drainSeconds, cpuMicros: drainCpuMicros, kratosAlone }
+    rows.push(['drain', `${(DRAIN_JOBS / drainSeconds).toFixed(0)} jobs/s`, `${DRAIN_JOBS} jobs in ${drainSeconds.toFixed(2)} s, ${drainCpuMicros.toFixed(0)} µs CPU each; the Kratos double alone: ${kratosAlone.rps.toFixed(0)} req/s; target ≥ 5,000`])
   }
 
   if (phases.has('memory')) {

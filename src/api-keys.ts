@@ -1,19 +1,19 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
+const digest = (value: string): Buffer => hash('sha256', value, 'buffer')
 
 /**
- * Checks a presented key against the configured ones (several, for rotation). Every key is compared,
- * in constant time over SHA-256 digests, so that neither the position of a match nor a key's length
- * shows in the timing.
+ * Matches a presented key against the configured ones (several, for rotation): the position of the
+ * key it is, or -1. Every key is compared, in constant time over SHA-256 digests, so that neither the
+ * position of a match nor a key's length shows in the timing.
  */
-export function createApiKeyCheck (keys: readonly string[]): (presented: string | undefined) => boolean {
+export function createApiKeyMatcher (keys: readonly string[]): (presented: string | undefined) => number {
   const digests = keys.map(digest)
   return (presented) => {
-    if (presented === undefined || presented === '') return false
+    if (presented === undefined || presented === '') return -1
     const candidate = digest(presented)
-    let match = false
-    for (const key of digests) match = timingSafeEqual(candidate, key) || match
+    let match = -1
+    digests.forEach((key, i) => { if (timingSafeEqual(candidate, key)) match = i })
     return match
   }
 }

@@ -1,15 +1,15 @@
 import t from 'tap'
-import { bearerToken, createApiKeyCheck } from '../src/api-keys.js'
+import { bearerToken, createApiKeyMatcher } from '../src/api-keys.js'
 
-t.test('matches any configured key, exactly', async (t) => {
-  const check = createApiKeyCheck(['first-key-0123456789', 'second-key-0123456789'])
-  t.equal(check('first-key-0123456789'), true)
-  t.equal(check('second-key-0123456789'), true)
-  t.equal(check('first-key-012345678'), false, 'a prefix is no match')
-  t.equal(check('first-key-01234567890'), false, 'nor a longer string')
-  t.equal(check(''), false)
-  t.equal(check(undefined), false)
-  t.equal(createApiKeyCheck([])('anything'), false, 'no keys: nothing matches')
+t.test('matches any configured key, exactly, and tells which', async (t) => {
+  const match = createApiKeyMatcher(['first-key-0123456789', 'second-key-0123456789'])
+  t.equal(match('first-key-0123456789'), 0)
+  t.equal(match('second-key-0123456789'), 1)
+  t.equal(match('first-key-012345678'), -1, 'a prefix is no match')
+  t.equal(match('first-key-01234567890'), -1, 'nor a longer string')
+  t.equal(match(''), -1)
+  t.equal(match(undefined), -1)
+  t.equal(createApiKeyMatcher([])('anything'), -1, 'no keys: nothing matches')
 })
 
 t.test('reads RFC 6750 Bearer credentials', async (t) => {
