@@ -32,10 +32,10 @@ export interface LoadResult {
 }
 
 const job = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadJob
-const result = await closedLoop(job)
+const result = await run(job)
 process.stdout.write(JSON.stringify(result))
 
-async function closedLoop (job: LoadJob): Promise<LoadResult> {
+async function run (job: LoadJob): Promise<LoadResult> {
   let next = 0
   const options: autocannon.Options = {
     url: job.url,

@@ -48,11 +48,11 @@ function cpuSeconds (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-/** CPU time a process spends per request, in µs, over `run`. */
-async function measured<T> (pid: number, requests: (result: T) => number, run: () => Promise<T>): Promise<T & { cpuMicros: number }> {
+/** A load run, with the CPU time the process `pid` spent per request over it, in µs. */
+async function measured<T extends LoadResult> (pid: number, run: () => Promise<T>): Promise<T & { cpuMicros: number }> {
   const before = cpuSeconds(pid)
   const result = await run()
-  return { ...result, cpuMicros: 1e6 * (cpuSeconds(pid) - before) / requests(result) }
+  return { ...result, cpuMicros: 1e6 * (cpuSeconds(pid) - before) / result.requests }
 }
 
 function statuses (result: LoadResult): string {
@@ -186,7 +186,7 @@ async function main (): Promise<void> {
       amount: chosen.length
     })
     await load(hookJob(logins.slice(0, WARMUP_LOGOUTS)))
-    const hook = await measured(relay.pid ?? 0, (result) => result.requests, async () => await load(hookJob(logins.slice(WARMUP_LOGOUTS))))
+    const hook = await measured(relay.pid ?? 0, async () => await load(hookJob(logins.slice(WARMUP_LOGOUTS))))
     results['hook'] = hook
     rows.push(['login hook (sid form)', `${hook.rps.toFixed(0)} req/s`, `p99 ${hook.p99} ms, ${hook.cpuMicros.toFixed(0)} µs CPU each, statuses ${statuses(hook)}; target ≥ 15,000 req/s`])
   } else {
@@ -197,7 +197,7 @@ async function main (): Promise<void> {
     }
   }
 
-  const baselines: Record<string, LoadResult> = {}
+  const baselines: Record<string, LoadResult & { cpuMicros: number }> = {}
   if (phases.has('baselines')) {
     for (const mode of ['A', 'B', 'C']) {
       log(`baseline ${mode}`)
@@ -211,7 +211,7 @@ async function main (): Promise<void> {
         duration
       })
       await load(baselineJob(WARMUP_SECONDS))
-      baselines[mode] = await measured(server.pid ?? 0, (result) => result.requests, async () => await load(baselineJob(BASELINE_SECONDS)))
+      baselines[mode] = await measured(server.pid ?? 0, async () => await load(baselineJob(BASELINE_SECONDS)))
       await stop(server)
     }
     const { A, B, C } = baselines as Record<'A' | 'B' | 'C', LoadResult & { cpuMicros: number }>
@@ -245,7 +245,7 @@ async function main (): Promise<void> {
     log(`relay: ${LOGOUTS} logouts, each a distinct token for an indexed sid`)
     revocations.length = 0
     // CPU per logout counts until the last revocation is made: the work a logout causes, all of it.
-    const logout = await measured(relay.pid ?? 0, (result) => result.requests, async () => {
+    const logout = await measured(relay.pid ?? 0, async () => {
       const result = await load(logoutJob(measuredBodies))
       return { ...result, revoked: await revoked(LOGOUTS) }
     })
