@@ -2,12 +2,11 @@ import { tokenRejected } from './errors.js'
 import type { LogoutTokenVerifier } from './logout-token.js'
 import type { NewJob, RevocationQueue } from './revocation-queue.js'
 import type { SessionIndex } from './session-index.js'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+import { isUuid } from './uuid.js'
 
 /** Kratos identity ids are UUIDs; a value that is not one cannot name a Kratos identity. */
 export function isIdentityId (value: unknown): value is string {
-  return typeof value === 'string' && UUID.test(value)
+  return isUuid(value)
 }
 
 export interface LogoutDeps {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import type * as OryClient from '@ory/client'
 import { TransportError, createOryTransport, type OryRequest, type OryResponse } from './ory-http.js'
+import { isUuid } from './uuid.js'
 
 // @ory/client is CommonJS with a 1.2 MB generated api.js: loaded through require, it costs ~15 MB
 // less resident memory than through an ESM import (which makes Node scan the whole file for exports).
@@ -62,6 +63,30 @@ function adminApi (service: OryService, options: AdminClientOptions) {
   }
 }
 
+const STAND_IN_UUID = '00000000-0000-4000-8000-000000000000'
+
+/**
+ * A request builder for an operation with one UUID in its path, memoised: @ory/client builds the
+ * request once, for a stand-in UUID, and each call puts its own UUID where the stand-in was. That is
+ * the builder's own request, since URL encoding leaves a UUID as it is, without the builder's cost (a
+ * URL parse, awaiting the credentials, four object copies): on the relay's hottest call, one per
+ * revocation, that cost was a sixth of the drain's CPU. Any other value goes through the builder.
+ */
+export function uuidPathTemplate (build: (value: string) => Promise<OryRequest>): (value: string) => Promise<OryRequest> {
+  let template: Promise<{ before: string, after: string, options: OryRequest['options'] } | null> | undefined
+  return async (value) => {
+    if (!isUuid(value)) return await build(value)
+    template ??= build(STAND_IN_UUID).then(({ url, options }) => {
+      const [before, after, ...more] = url.split(STAND_IN_UUID)
+      if (before === undefined || after === undefined || more.length > 0) return null
+      Object.freeze(options.headers)
+      return { before, after, options: Object.freeze(options) }
+    }, () => null)
+    const shape = await template
+    return shape === null ? await build(value) : { url: shape.before + value + shape.after, options: shape.options }
+  }
+}
+
 /** The Kratos admin calls the relay makes. */
 export interface KratosAdmin {
   /**
@@ -74,10 +99,11 @@ export interface KratosAdmin {
 export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
   const api = adminApi('kratos', options)
   const identities = IdentityApiAxiosParamCreator(api.configuration)
+  const deleteIdentitySessions = uuidPathTemplate(async (id) => await identities.deleteIdentitySessions(id))
   const operation = 'DELETE /admin/identities/{id}/sessions'
   return {
     async revokeIdentitySessions (identityId) {
-      const { status } = await api.call(operation, async () => await identities.deleteIdentitySessions(identityId))
+      const { status } = await api.call(operation, async () => await deleteIdentitySessions(identityId))
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
     }
   }

@@ -6,9 +6,9 @@ export interface OryRequest {
   /** Path and query, relative to the API's base URL. */
   url: string
   options: {
-    method?: string
-    headers?: Record<string, unknown>
-    data?: unknown
+    readonly method?: string
+    readonly headers?: Readonly<Record<string, unknown>>
+    readonly data?: unknown
   }
 }
 

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { hash, randomUUID } from 'node:crypto'
 import { ExpiringMap, type Clock } from './expiring-map.js'
 import { storeUnavailable } from './errors.js'
 import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
@@ -413,7 +413,7 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
 
 /** A short stable tag of the issuer, so that two issuers' `jti` values never collide. */
 function issuerTag (issuer: string): string {
-  return createHash('sha256').update(issuer).digest('base64url').slice(0, 12)
+  return hash('sha256', issuer, 'base64url').slice(0, 12)
 }
 
 function toJob (newJob: NewJob, now: number): Job {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
+import type * as OryClient from '@ory/client'
 import t from 'tap'
-import { UpstreamError, createHydraAdmin, createKratosAdmin } from '../src/ory-admin.js'
+import { UpstreamError, createHydraAdmin, createKratosAdmin, uuidPathTemplate } from '../src/ory-admin.js'
 import { HydraDouble } from './doubles/hydra.js'
 import { KratosDouble } from './doubles/kratos.js'
 import { checkContracts } from './helper.js'
@@ -29,6 +31,45 @@ t.test('Kratos: 204 and 404 both mean the sessions are gone', async (t) => {
   t.equal(calls.length, 2, 'the second call got a 404 and succeeded')
   t.equal(calls[0]?.path, `/admin/identities/${identityId}/sessions`)
   t.equal(calls[0]?.authorization, 'Bearer kratos-secret-token')
+})
+
+t.test("a UUID path template makes @ory/client's own request, and builds it once", async (t) => {
+  const { Configuration, IdentityApiAxiosParamCreator } = createRequire(import.meta.url)('@ory/client') as typeof OryClient
+  const identities = IdentityApiAxiosParamCreator(new Configuration({ basePath: 'http://kratos:4434', accessToken: 'kratos-secret-token' }))
+  const built: string[] = []
+  const template = uuidPathTemplate(async (id) => {
+    built.push(id)
+    return await identities.deleteIdentitySessions(id)
+  })
+  const ids = [randomUUID(), randomUUID(), randomUUID().toUpperCase()]
+  for (const id of ids) {
+    const request = await template(id)
+    t.same(request, await identities.deleteIdentitySessions(id), `the builder's request for ${id}`)
+    t.equal(request.url, `/admin/identities/${id}/sessions`)
+    t.same(request.options.headers, { Authorization: 'Bearer kratos-secret-token' })
+  }
+  t.equal(built.length, 1, 'one build, for the stand-in, serves every UUID')
+  t.notOk(ids.includes(built[0] ?? ''), 'built for a stand-in, not for a caller\'s id')
+
+  // Not a UUID: the builder itself, which encodes it.
+  for (const value of ['a b/c?d', '../../admin', `${randomUUID()}/x`]) {
+    const request = await template(value)
+    t.same(request, await identities.deleteIdentitySessions(value), `the builder's request for ${JSON.stringify(value)}`)
+    t.equal(built.at(-1), value)
+  }
+  t.ok(Object.isFrozen((await template(randomUUID())).options.headers), 'the request shared by every call cannot be changed')
+})
+
+t.test('a path template whose builder does not show the stand-in once falls back to the builder', async (t) => {
+  const calls: string[] = []
+  const template = uuidPathTemplate(async (id) => {
+    calls.push(id)
+    return { url: `/x/${id}/y/${id}`, options: { method: 'DELETE' } }
+  })
+  const id = randomUUID()
+  t.same(await template(id), { url: `/x/${id}/y/${id}`, options: { method: 'DELETE' } })
+  t.same(await template(id), { url: `/x/${id}/y/${id}`, options: { method: 'DELETE' } })
+  t.same(calls.slice(1), [id, id], 'every call after the stand-in went through the builder')
 })
 
 t.test('Kratos: failures are classified, and never carry the token', async (t) => {
