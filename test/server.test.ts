@@ -75,7 +75,7 @@ t.test('SIGTERM: requests in flight finish, queued revocations stay in Redis, ex
   const request = hydra.addLoginRequest({ sessionId: randomUUID() })
   hydra.fail('getOAuth2LoginRequest', { kind: 'delay', ms: 600, times: 1 })
   const inFlight = hook({ identity_id: randomUUID(), login_challenge: request.challenge })
-  await new Promise((resolve) => setTimeout(resolve, 150))
+  await hydra.waitForArrivals('getOAuth2LoginRequest', 1)
   relay.signal('SIGTERM')
   t.equal((await inFlight).status, 204, 'the request in flight finished')
   t.equal(await relay.exited, 0)

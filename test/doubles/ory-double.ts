@@ -76,6 +76,8 @@ export type Fault =
  */
 export class OryDouble {
   readonly calls: RecordedCall[] = []
+  /** The operation of each request, recorded as it arrives, before any fault or pause. */
+  readonly arrivals: string[] = []
   readonly violations: string[] = []
   readonly #operations: Operation[]
   readonly #handlers: Record<string, Handler>
@@ -131,17 +133,26 @@ export class OryDouble {
 
   /** Resolves once `count` calls of the operation were answered; rejects after `timeoutMs`. */
   async waitForCalls (operationId: string, count: number, timeoutMs = 10_000): Promise<RecordedCall[]> {
+    await this.#waitUntil(() => this.callsOf(operationId).length >= count, timeoutMs,
+      () => `expected ${count} call(s) of ${operationId}, got ${this.callsOf(operationId).length}`)
+    return this.callsOf(operationId)
+  }
+
+  /** Resolves once `count` requests of the operation arrived, answered or not; rejects after `timeoutMs`. */
+  async waitForArrivals (operationId: string, count: number, timeoutMs = 10_000): Promise<void> {
+    const arrived = (): number => this.arrivals.filter((id) => id === operationId).length
+    await this.#waitUntil(() => arrived() >= count, timeoutMs, () => `expected ${count} request(s) of ${operationId}, got ${arrived()}`)
+  }
+
+  async #waitUntil (done: () => boolean, timeoutMs: number, failure: () => string): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    while (this.callsOf(operationId).length < count) {
-      if (Date.now() > deadline) {
-        throw new Error(`expected ${count} call(s) of ${operationId}, got ${this.callsOf(operationId).length}`)
-      }
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(failure())
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 50)
         this.#waiters.push(() => { clearTimeout(timer); resolve() })
       })
     }
-    return this.callsOf(operationId)
   }
 
   async close (): Promise<void> {
@@ -158,6 +169,8 @@ export class OryDouble {
       this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
       return this.#send(res, 404, { error: { code: 404, message: 'not found' } })
     }
+    this.arrivals.push(operation.operationId)
+    this.#wake()
     const match = operation.pattern.exec(url.pathname) ?? []
     const params = Object.fromEntries(operation.params.map((name, i) => [name, decodeURIComponent(match[i + 1] ?? '')]))
     const call: RecordedCall = {
@@ -204,6 +217,10 @@ export class OryDouble {
 
   #record (call: RecordedCall): void {
     this.calls.push(call)
+    this.#wake()
+  }
+
+  #wake (): void {
     for (const wake of this.#waiters.splice(0)) wake()
   }
 
