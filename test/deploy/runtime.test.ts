@@ -90,8 +90,10 @@ t.test('started as the image starts it: alive, healthy, and one real logout end 
     cwd: dir,
     env: {
       ...stageEnv(runtime),
-      // The image listens on every interface of its container; here, loopback only.
+      // The image listens on every interface of its container, on 8080; here, loopback only, on a free
+      // port (this machine's 8080 may be taken).
       HOST: '127.0.0.1',
+      PORT: String(await freePort()),
       OIDC_ISSUER: hydra.issuer,
       OIDC_JWKS_URL: hydra.jwksUrl,
       KRATOS_ADMIN_URL: kratos.url,
