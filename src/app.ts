@@ -104,6 +104,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const onEnqueued = (): void => worker.notify()
   // Tokens older than this are refused by their iat, so their jti need not be remembered longer.
   const rememberSeconds = config.oidc.maxAgeSeconds + 2 * config.oidc.clockToleranceSeconds
+  const logoutDeps = { verify, ...stores, onEnqueued, rememberSeconds }
+  const loginDeps = { ...stores, hydra, onEnqueued, rememberSeconds }
+  const globalLogoutDeps = { ...stores, onEnqueued }
 
   let closing = false
   const relay: Relay = {
@@ -111,13 +114,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     metrics,
     stores,
     worker,
-    logout: (token) => acceptLogout({ verify, ...stores, onEnqueued, rememberSeconds }, token),
-    indexLogin: (input) => indexLogin({ ...stores, hydra, onEnqueued, rememberSeconds }, input),
+    logout: (token) => acceptLogout(logoutDeps, token),
+    indexLogin: (input) => indexLogin(loginDeps, input),
     limits: {
       authFailures: new FixedWindowLimiter(config.authFailures.limit, config.authFailures.windowSeconds * 1000, clock),
       hookCalls: new FixedWindowLimiter(config.loginHook.rateLimit, config.loginHook.rateWindowSeconds * 1000, clock)
     },
-    logOutEverywhere: (input) => logOutEverywhere({ ...stores, onEnqueued }, input),
+    logOutEverywhere: (input) => logOutEverywhere(globalLogoutDeps, input),
     identitySessions: (identityId) => knownSessions(stores, identityId),
     async readiness () {
       const problems: Record<string, string> = {}
