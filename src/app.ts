@@ -208,6 +208,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
   app.addHook('onClose', async () => {
     await (workerStopped ?? worker.stop())
+    kratos.close()
+    hydra.close()
     await stores.close()
   })
   if (deps.startWorker !== false) worker.start()

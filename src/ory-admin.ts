@@ -44,12 +44,13 @@ function adminApi (service: OryService, options: AdminClientOptions) {
     basePath: options.adminUrl.replace(/\/+$/, ''),
     ...(options.token !== undefined ? { accessToken: options.token } : {})
   })
-  const send = createOryTransport(options.adminUrl, options.timeoutMs)
+  const transport = createOryTransport(options.adminUrl, { timeoutMs: options.timeoutMs })
   return {
     configuration,
+    close: transport.close,
     async call (operation: string, build: () => Promise<OryRequest>): Promise<OryResponse> {
       try {
-        return await send(await build())
+        return await transport.send(await build())
       } catch (err) {
         const code = err instanceof TransportError ? err.code : 'no answer'
         throw new UpstreamError(service, true, undefined, `${service} ${operation}: ${code}`)
@@ -94,6 +95,8 @@ export interface KratosAdmin {
    * session left (or is gone): both mean there is nothing left to revoke.
    */
   revokeIdentitySessions: (identityId: string) => Promise<void>
+  /** Closes the idle connections to Kratos; calls in flight finish. */
+  close: () => void
 }
 
 export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
@@ -105,7 +108,8 @@ export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
     async revokeIdentitySessions (identityId) {
       const { status } = await api.call(operation, async () => await deleteIdentitySessions(identityId))
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
-    }
+    },
+    close: api.close
   }
 }
 
@@ -117,6 +121,8 @@ export interface HydraAdmin {
   revokeLoginSession: (sid: string) => Promise<void>
   /** Revokes every consent session of the subject, and the tokens issued under them. */
   revokeConsentSessions: (subject: string) => Promise<void>
+  /** Closes the idle connections to Hydra; calls in flight finish. */
+  close: () => void
 }
 
 export function createHydraAdmin (options: AdminClientOptions): HydraAdmin {
@@ -146,6 +152,7 @@ export function createHydraAdmin (options: AdminClientOptions): HydraAdmin {
       const operation = 'DELETE /admin/oauth2/auth/sessions/consent'
       const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2ConsentSessions(subject, undefined, undefined, true))
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
-    }
+    },
+    close: api.close
   }
 }
