@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ResponseError, ResponseParser, type Http1Response, type ResponseLimits } from '../src/http1-response.js'
 
 const LIMITS: ResponseLimits = { maxHeadBytes: 1024, maxBodyBytes: 4096 }
@@ -20,7 +20,7 @@ function parse (pieces: Array<string | Buffer>, options: { limits?: ResponseLimi
 }
 
 /** Every way of cutting `wire` in two, and byte by byte: each must read as the whole does. */
-function everySplit (t: Tap.Test, wire: string, expected: { status: number, body: string, keepAlive: boolean }, options: { ended?: boolean } = {}): void {
+function everySplit (t: Test, wire: string, expected: { status: number, body: string, keepAlive: boolean }, options: { ended?: boolean } = {}): void {
   const cuts: string[][] = [[wire], wire.split('')]
   for (let at = 1; at < wire.length; at++) cuts.push([wire.slice(0, at), wire.slice(at)])
   let same = 0

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { TransportError, createOryTransport, type OryResponse, type OryTransport } from '../src/ory-http.js'
 import { freePort } from './helpers/redis.js'
 
@@ -26,7 +26,7 @@ async function listen<S extends Server | TcpServer> (server: S): Promise<number>
   return typeof address === 'object' && address !== null ? address.port : 0
 }
 
-async function httpServer (t: Tap.Test, handler: (req: IncomingMessage, res: ServerResponse) => void, keepAliveTimeout = 5000): Promise<CountingServer> {
+async function httpServer (t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void, keepAliveTimeout = 5000): Promise<CountingServer> {
   const requests: IncomingMessage[] = []
   const server = createServer((req, res) => {
     requests.push(req)
@@ -54,7 +54,7 @@ async function httpServer (t: Tap.Test, handler: (req: IncomingMessage, res: Ser
 }
 
 /** A raw TCP server that answers each request's bytes with whatever `answer` writes; counts its connections. */
-async function rawServer (t: Tap.Test, answer: (socket: Socket, request: string) => void): Promise<{ url: string, connections: () => number }> {
+async function rawServer (t: Test, answer: (socket: Socket, request: string) => void): Promise<{ url: string, connections: () => number }> {
   const sockets = new Set<Socket>()
   let connections = 0
   const server = createTcpServer((socket) => {
@@ -72,7 +72,7 @@ async function rawServer (t: Tap.Test, answer: (socket: Socket, request: string)
   return { url: `http://127.0.0.1:${port}`, connections: () => connections }
 }
 
-function transport (t: Tap.Test, url: string, options: Partial<Parameters<typeof createOryTransport>[1]> = {}): OryTransport {
+function transport (t: Test, url: string, options: Partial<Parameters<typeof createOryTransport>[1]> = {}): OryTransport {
   const created = createOryTransport(url, { timeoutMs: 2000, ...options })
   t.teardown(() => created.close())
   return created
