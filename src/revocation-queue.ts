@@ -413,8 +413,12 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
 
 /** A short stable tag of the issuer, so that two issuers' `jti` values never collide. */
 function issuerTag (issuer: string): string {
-  return hash('sha256', issuer, 'base64url').slice(0, 12)
+  if (issuer !== lastIssuer.issuer) lastIssuer = { issuer, tag: hash('sha256', issuer, 'base64url').slice(0, 12) }
+  return lastIssuer.tag
 }
+
+/** The tag of the issuer last seen: a relay serves one issuer, so each token's is hashed once, not every time. */
+let lastIssuer = { issuer: '', tag: '' }
 
 function toJob (newJob: NewJob, now: number): Job {
   return {

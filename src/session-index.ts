@@ -109,16 +109,15 @@ const SCRIPTS: LuaScript[] = [
   {
     name: 'relayResolveSid',
     keys: 1,
-    // KEYS: the sid's forward bucket. ARGV: sid field, logged-out field, '1' to mark on a miss,
-    // mark expiry (4 bytes), mark expiry (s), now (s). Returns the identity's 16 bytes, or nil.
+    // KEYS: the sid's forward bucket. ARGV: sid field, logged-out field, mark expiry (4 bytes), mark
+    // expiry (s), now (s). Returns the identity's 16 bytes; on a miss, marks the sid as logged out
+    // before it was indexed and returns nil.
     lua: `${LUA_HELPERS}
-local now = tonumber(ARGV[6])
+local now = tonumber(ARGV[5])
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if value and expiry(value) > now then return string.sub(value, 1, 16) end
-if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
-  keep(KEYS[1], tonumber(ARGV[5]), now)
-end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+keep(KEYS[1], tonumber(ARGV[4]), now)
 return false`
   },
   {
@@ -185,10 +184,17 @@ export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, opt
   return {
     async resolve (sid, rememberLogout) {
       const field = encodeSid(sid)
+      const key = forward(field)
       const now = nowSeconds()
+      // A sid the index knows, the common case, takes one plain read. A miss that must be remembered
+      // goes through the script, which reads again and marks in one atomic step: a login indexed in
+      // between is found there, not missed.
+      const value = await redisCall(redis.hgetBuffer(key, field))
+      if (value !== null && value.length === 20 && value.readUInt32BE(16) > now) return uuidText(value.subarray(0, 16))
+      if (!rememberLogout) return null
       const until = now + options.unresolvedSidTtlSeconds
-      const identity = await call('relayResolveSid', forward(field), field, Buffer.concat([Buffer.of(LOGGED_OUT), field]),
-        rememberLogout ? '1' : '0', seconds(until), until, now)
+      const identity = await call('relayResolveSid', key, field, Buffer.concat([Buffer.of(LOGGED_OUT), field]),
+        seconds(until), until, now)
       return Buffer.isBuffer(identity) ? uuidText(identity) : null
     },
     async add (sid, identityId) {
