@@ -21,6 +21,8 @@ interface LoadJob {
 
 export interface LoadResult {
   requests: number
+  /** CPU time (user + system) the load generator itself spent on the run. */
+  cpuSeconds: number
   seconds: number
   rps: number
   p50: number
@@ -55,14 +57,17 @@ async function run (job: LoadJob): Promise<LoadResult> {
   // autocannon reports its duration at whole-second ticks: a run of a fixed amount would be rounded up
   // to the next second. The rate is taken from the start to the last response instead.
   const began = performance.now()
+  const cpuBefore = process.cpuUsage()
   let lastResponse = began
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(options, (err, done) => { if (err === null || err === undefined) resolve(done); else reject(err) })
     instance.on('response', () => { lastResponse = performance.now() })
   })
   const seconds = (lastResponse - began) / 1000
+  const cpu = process.cpuUsage(cpuBefore)
   return {
     requests: result.requests.total,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
     seconds,
     rps: result.requests.total / seconds,
     p50: result.latency.p50,

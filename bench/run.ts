@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
@@ -49,11 +49,30 @@ function cpuSeconds (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-/** A load run, with the CPU time the process `pid` spent per request over it, in µs. */
-async function measured<T extends LoadResult> (pid: number, run: () => Promise<T>): Promise<T & { cpuMicros: number }> {
+/** CPU time per request, in µs, of each process the run kept busy: the server, and whichever others took part. */
+type MachineShare = Record<string, number>
+
+/**
+ * A load run, with the CPU time the process `pid` spent per request over it (µs), and that of every
+ * process of the machine's share of the work: `others` (Redis, the Kratos double) and the load generator.
+ */
+async function measured<T extends LoadResult> (pid: number, others: Record<string, number>, run: () => Promise<T>): Promise<T & { cpuMicros: number, machine: MachineShare }> {
   const before = cpuSeconds(pid)
+  const othersBefore = Object.fromEntries(Object.entries(others).map(([name, other]) => [name, cpuSeconds(other)]))
   const result = await run()
-  return { ...result, cpuMicros: 1e6 * (cpuSeconds(pid) - before) / result.requests }
+  const perRequest = (seconds: number): number => 1e6 * seconds / result.requests
+  const cpuMicros = perRequest(cpuSeconds(pid) - before)
+  const machine: MachineShare = { server: cpuMicros }
+  for (const [name, other] of Object.entries(others)) machine[name] = perRequest(cpuSeconds(other) - (othersBefore[name] ?? 0))
+  machine['load generator'] = perRequest(result.cpuSeconds)
+  return { ...result, cpuMicros, machine }
+}
+
+/** "relay 240 + Redis 60 + … = 480 µs": where the machine's CPU went, per request. */
+function machineShare (server: string, machine: MachineShare): string {
+  const parts = Object.entries(machine).map(([name, micros]) => `${name === 'server' ? server : name} ${micros.toFixed(0)}`)
+  const total = Object.values(machine).reduce((sum, micros) => sum + micros, 0)
+  return `machine per request: ${parts.join(' + ')} = ${total.toFixed(0)} µs`
 }
 
 function statuses (result: LoadResult): string {
@@ -114,18 +133,20 @@ async function main (): Promise<void> {
   const issuerPort = await listen(issuerServer)
   const issuer = `http://127.0.0.1:${issuerPort}/`
 
-  // The Kratos double: 204 at once to every revocation, counting them.
-  const revocations: number[] = []
-  const kratos = createServer((req, res) => {
-    if (req.method === 'DELETE' && req.url?.startsWith('/admin/identities/') === true) revocations.push(performance.now())
-    req.resume()
-    res.writeHead(204).end()
-  })
-  kratos.keepAliveTimeout = 30_000
-  const kratosPort = await listen(kratos)
+  // The Kratos double, in a process of its own: 204 at once to every revocation, counting them.
+  const kratos = fork(join(root, 'bench/kratos-double.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  children.push(kratos)
+  const kratosPort = await new Promise<number>((resolve) => kratos.once('message', (message) => resolve((message as { port: number }).port)))
+  /** What the Kratos double saw since its last reset: revocations, and when the first and the last came (ms). */
+  const kratosSaw = async (message: 'reset' | 'report'): Promise<{ count: number, first: number, last: number }> =>
+    await new Promise((resolve) => {
+      kratos.once('message', (answer) => resolve(answer as { count: number, first: number, last: number }))
+      kratos.send(message)
+    })
 
   const redis = await spawnRedis({ appendOnly: true }, ['--appendfsync', 'everysec'])
   const admin = new Redis(redis.url)
+  const redisPid = Number(/process_id:(\d+)/.exec(await admin.info('server'))?.[1])
 
   // Tokens are signed before the run: signing is not what is measured. One login and one token per
   // logout: those that warm the relay up, then those measured.
@@ -187,9 +208,9 @@ async function main (): Promise<void> {
       amount: chosen.length
     })
     await load(hookJob(logins.slice(0, WARMUP_LOGOUTS)))
-    const hook = await measured(relay.pid ?? 0, async () => await load(hookJob(logins.slice(WARMUP_LOGOUTS))))
+    const hook = await measured(relay.pid ?? 0, { Redis: redisPid }, async () => await load(hookJob(logins.slice(WARMUP_LOGOUTS))))
     results['hook'] = hook
-    rows.push(['login hook (sid form)', `${hook.rps.toFixed(0)} req/s`, `p99 ${hook.p99} ms, ${hook.cpuMicros.toFixed(0)} µs CPU each, statuses ${statuses(hook)}; target ≥ 15,000 req/s`])
+    rows.push(['login hook (sid form)', `${hook.rps.toFixed(0)} req/s`, `p99 ${hook.p99} ms, ${hook.cpuMicros.toFixed(0)} µs CPU each, statuses ${statuses(hook)}; ${machineShare('relay', hook.machine)}; target ≥ 15,000 req/s`])
   } else {
     log('indexing every sid the logout tokens name, straight into Redis')
     const index = createRedisSessionIndex(client, new Keyspace('logout-relay:'), { sidTtlSeconds: 2_592_000, unresolvedSidTtlSeconds: 86_400 })
@@ -198,7 +219,7 @@ async function main (): Promise<void> {
     }
   }
 
-  const baselines: Record<string, LoadResult & { cpuMicros: number }> = {}
+  const baselines: Record<string, LoadResult & { cpuMicros: number, machine: MachineShare }> = {}
   if (phases.has('baselines')) {
     for (const mode of ['A', 'B', 'C']) {
       log(`baseline ${mode}`)
@@ -212,14 +233,14 @@ async function main (): Promise<void> {
         duration
       })
       await load(baselineJob(WARMUP_SECONDS))
-      baselines[mode] = await measured(server.pid ?? 0, async () => await load(baselineJob(BASELINE_SECONDS)))
+      baselines[mode] = await measured(server.pid ?? 0, mode === 'C' ? { Redis: redisPid } : {}, async () => await load(baselineJob(BASELINE_SECONDS)))
       await stop(server)
     }
-    const { A, B, C } = baselines as Record<'A' | 'B' | 'C', LoadResult & { cpuMicros: number }>
+    const { A, B, C } = baselines as Record<'A' | 'B' | 'C', LoadResult & { cpuMicros: number, machine: MachineShare }>
     rows.unshift(
-      ['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms, ${A.cpuMicros.toFixed(0)} µs CPU each`],
-      ['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms, ${B.cpuMicros.toFixed(0)} µs CPU each`],
-      ['baseline C: B + SET NX + GET', `${C.rps.toFixed(0)} req/s`, `p50 ${C.p50} ms, p99 ${C.p99} ms, ${C.cpuMicros.toFixed(0)} µs CPU each`]
+      ['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms, ${A.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('A', A.machine)}`],
+      ['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms, ${B.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('B', B.machine)}`],
+      ['baseline C: B + SET NX + GET', `${C.rps.toFixed(0)} req/s`, `p50 ${C.p50} ms, p99 ${C.p99} ms, ${C.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('C', C.machine)}`]
     )
     results['baselines'] = baselines
   }
@@ -232,26 +253,30 @@ async function main (): Promise<void> {
       bodies,
       amount: bodies.length
     })
-    // Waits until Kratos has seen `count` revocations (counted from `revocations.length = 0`).
+    // Waits until Kratos has seen `count` revocations since its last reset.
     const revoked = async (count: number): Promise<number> => {
       const since = Date.now()
-      while (revocations.length < count && Date.now() - since < 30_000) await sleep(20)
-      return revocations.length
+      let seen = (await kratosSaw('report')).count
+      while (seen < count && Date.now() - since < 30_000) {
+        await sleep(20)
+        seen = (await kratosSaw('report')).count
+      }
+      return seen
     }
     log(`relay: ${WARMUP_LOGOUTS} logouts to warm up`)
-    revocations.length = 0
+    await kratosSaw('reset')
     await load(logoutJob(warmupBodies))
     await revoked(WARMUP_LOGOUTS)
 
     log(`relay: ${LOGOUTS} logouts, each a distinct token for an indexed sid`)
-    revocations.length = 0
+    await kratosSaw('reset')
     // CPU per logout counts until the last revocation is made: the work a logout causes, all of it.
-    const logout = await measured(relay.pid ?? 0, async () => {
+    const logout = await measured(relay.pid ?? 0, { Redis: redisPid, 'Kratos double': kratos.pid ?? 0 }, async () => {
       const result = await load(logoutJob(measuredBodies))
       return { ...result, revoked: await revoked(LOGOUTS) }
     })
     results['logout'] = logout
-    rows.push(['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, ${logout.cpuMicros.toFixed(0)} µs CPU each (revocation included), statuses ${statuses(logout)}; ${logout.revoked}/${LOGOUTS} revoked at Kratos`])
+    rows.push(['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, ${logout.cpuMicros.toFixed(0)} µs CPU each (revocation included), statuses ${statuses(logout)}; ${logout.revoked}/${LOGOUTS} revoked at Kratos; ${machineShare('relay', logout.machine)}`])
     const { B, C } = baselines
     if (B !== undefined && C !== undefined) {
       rows.push(['relay logout / C, / B', `${(100 * logout.rps / C.rps).toFixed(0)} %, ${(100 * logout.rps / B.rps).toFixed(0)} %`, 'target: ≥ 70 % of C, p99 ≤ 15 ms'])
@@ -263,14 +288,19 @@ async function main (): Promise<void> {
     relay = await startProcess(relayArgs, relayEnv, relayPort)
     const queue = createRedisRevocationQueue(client, new Keyspace('logout-relay:'))
     // Queues `count` jobs, and waits until Kratos has seen them all.
-    const drain = async (count: number): Promise<void> => {
-      revocations.length = 0
+    const drain = async (count: number): Promise<{ count: number, first: number, last: number }> => {
+      await kratosSaw('reset')
       for (let i = 0; i < count; i += 500) {
         const batch = Math.min(500, count - i)
         await queue.enqueue(Array.from({ length: batch }, () => ({ target: { kind: 'kratos-sessions' as const, identityId: randomUUID() } })), 60)
       }
       const since = Date.now()
-      while (revocations.length < count && Date.now() - since < 60_000) await sleep(20)
+      let seen = await kratosSaw('report')
+      while (seen.count < count && Date.now() - since < 60_000) {
+        await sleep(20)
+        seen = await kratosSaw('report')
+      }
+      return seen
     }
     log(`drain: ${DRAIN_WARMUP_JOBS} jobs to warm up`)
     await drain(DRAIN_WARMUP_JOBS)
@@ -278,8 +308,8 @@ async function main (): Promise<void> {
     await sleep(1500)
     log(`drain: ${DRAIN_JOBS} queued jobs`)
     const cpuBefore = cpuSeconds(relay.pid ?? 0)
-    await drain(DRAIN_JOBS)
-    const drainSeconds = ((revocations[DRAIN_JOBS - 1] ?? Number.NaN) - (revocations[0] ?? 0)) / 1000
+    const drained = await drain(DRAIN_JOBS)
+    const drainSeconds = drained.count >= DRAIN_JOBS ? (drained.last - drained.first) / 1000 : Number.NaN
     await sleep(200)
     const drainCpuMicros = 1e6 * (cpuSeconds(relay.pid ?? 0) - cpuBefore) / DRAIN_JOBS
     await stop(relay)
@@ -321,7 +351,7 @@ async function main (): Promise<void> {
   admin.disconnect()
   await redis.close()
   issuerServer.close()
-  kratos.close()
+  kratos.disconnect()
 
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0), 6))
   const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' | ')} |`
