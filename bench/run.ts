@@ -1,17 +1,15 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import { cpus, tmpdir } from 'node:os'
+import { randomUUID } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import type { ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { Keyspace, createRedisClient, waitForRedis } from '../src/redis.js'
 import { createRedisRevocationQueue } from '../src/revocation-queue.js'
 import { createRedisSessionIndex } from '../src/session-index.js'
 import { freePort, spawnRedis } from '../test/helpers/redis.js'
+import { cleanUp, cpuSeconds, load as loadJob, log, root, rssMegabytes, signLogoutTokens, sleep, startIssuer, startKratosDouble, startProcess, stop, type KratosSaw } from './harness.js'
 import type { LoadResult } from './load.js'
 
 /**
@@ -23,7 +21,6 @@ import type { LoadResult } from './load.js'
  * V8 compiling it. BENCH_LOGOUTS sets the number of measured logouts (30000); BENCH_PHASES a subset of
  * the phases (hook, baselines, logout, drain, memory, rss), e.g. to profile one.
  */
-const root = fileURLToPath(new URL('..', import.meta.url))
 const CONNECTIONS = 50
 const LOGOUTS = Number(process.env['BENCH_LOGOUTS'] ?? 30_000)
 /** The measured logouts run in this many rounds, each paired with a run of baseline C. */
@@ -39,17 +36,7 @@ const IDLE_SETTLE_MS = 45_000
 const ALL_PHASES = ['hook', 'baselines', 'logout', 'drain', 'memory', 'rss']
 const phases = new Set((process.env['BENCH_PHASES'] ?? ALL_PHASES.join(',')).split(',').map((phase) => phase.trim()))
 const HOOK_KEY = `bench-hook-key-${randomUUID()}`
-const log = (line: string): void => { process.stderr.write(`bench: ${line}\n`) }
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-const work = mkdtempSync(join(tmpdir(), 'logout-relay-bench-'))
-const children: ChildProcess[] = []
 const began = Date.now()
-
-/** Seconds of CPU (user + system) a process has used: fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s. */
-function cpuSeconds (pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
 
 /** CPU time per request, in µs, of each process the run kept busy: the server, and whichever others took part. */
 type MachineShare = Record<string, number>
@@ -95,89 +82,26 @@ function statuses (result: LoadResult): string {
     (result.errors > 0 ? ` errors×${result.errors}` : '')
 }
 
+/** A load job at the benchmark's connections. */
 async function load (job: Record<string, unknown>): Promise<LoadResult> {
-  const file = join(work, `load-${randomUUID()}.json`)
-  writeFileSync(file, JSON.stringify({ connections: CONNECTIONS, ...job }))
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/load.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] })
-  let output = ''
-  child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const code = await new Promise((resolve) => child.on('exit', resolve))
-  rmSync(file)
-  if (code !== 0) throw new Error(`load generator exited ${String(code)}`)
-  return JSON.parse(output) as LoadResult
-}
-
-async function startProcess (args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env['PATH'] ?? '', ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] })
-  children.push(child)
-  for (let i = 0; i < 200; i++) {
-    try {
-      await fetch(`http://127.0.0.1:${port}/`)
-      return child
-    } catch {
-      await sleep(50)
-    }
-  }
-  throw new Error(`${args.join(' ')} did not start`)
-}
-
-async function stop (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return
-  const exited = new Promise((resolve) => child.on('exit', resolve))
-  child.kill('SIGTERM')
-  await exited
-}
-
-function rssMegabytes (pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024
-}
-
-async function listen (server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  return typeof address === 'object' && address !== null ? address.port : 0
+  return await loadJob({ connections: CONNECTIONS, ...job })
 }
 
 async function main (): Promise<void> {
-  // The issuer: an RSA key whose public half is served as the JWKS, as Hydra serves its own.
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  const kid = 'bench-key'
-  const jwks = { keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }] }
-  const issuerServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks)))
-  const issuerPort = await listen(issuerServer)
-  const issuer = `http://127.0.0.1:${issuerPort}/`
-
-  // The Kratos double, in a process of its own: 204 at once to every revocation, counting them.
-  const kratos = fork(join(root, 'bench/kratos-double.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  children.push(kratos)
-  const kratosPort = await new Promise<number>((resolve) => kratos.once('message', (message) => resolve((message as { port: number }).port)))
-  /** What the Kratos double saw since its last reset: revocations, and when the first and the last came (ms). */
-  const kratosSaw = async (message: 'reset' | 'report'): Promise<{ count: number, first: number, last: number }> =>
-    await new Promise((resolve) => {
-      kratos.once('message', (answer) => resolve(answer as { count: number, first: number, last: number }))
-      kratos.send(message)
-    })
+  const issuerKeys = await startIssuer()
+  const { issuer, jwks } = issuerKeys
+  const kratos = await startKratosDouble()
+  const kratosPort = kratos.port
 
   const redis = await spawnRedis({ appendOnly: true }, ['--appendfsync', 'everysec'])
   const admin = new Redis(redis.url)
   const redisPid = Number(/process_id:(\d+)/.exec(await admin.info('server'))?.[1])
 
-  // Tokens are signed before the run: signing is not what is measured. One login and one token per
-  // logout: those that warm the relay up, then those measured.
+  // One login and one token per logout: those that warm the relay up, then those measured.
   const total = WARMUP_LOGOUTS + LOGOUTS
   const logins = Array.from({ length: total }, () => ({ sid: randomUUID(), identityId: randomUUID() }))
   log(`signing ${total} Hydra-shaped logout tokens`)
-  // Valid for LOGOUT_TOKEN_MAX_AGE (300 s) from now: the run is far shorter.
-  const iat = Math.floor(Date.now() / 1000)
-  const slices = Math.max(1, Math.min(cpus().length, 4))
-  const parts = await Promise.all(Array.from({ length: slices }, async (_, i) => await new Promise<string[]>((resolve, reject) => {
-    const sids = logins.slice(Math.floor(i * total / slices), Math.floor((i + 1) * total / slices)).map((login) => login.sid)
-    const worker = new Worker(new URL('./sign-worker.mjs', import.meta.url), { workerData: { privateKey, kid, issuer, sids, iat } })
-    worker.once('message', resolve)
-    worker.once('error', reject)
-  })))
-  const logoutBodies = parts.flat().map((token) => `logout_token=${token}`)
+  const logoutBodies = (await signLogoutTokens(issuerKeys, logins.map((login) => login.sid))).map((token) => `logout_token=${token}`)
   const warmupBodies = logoutBodies.slice(0, WARMUP_LOGOUTS)
   const measuredBodies = logoutBodies.slice(WARMUP_LOGOUTS)
 
@@ -276,20 +200,10 @@ async function main (): Promise<void> {
       bodies,
       amount: bodies.length
     })
-    // Waits until Kratos has seen `count` revocations since its last reset.
-    const revoked = async (count: number): Promise<number> => {
-      const since = Date.now()
-      let seen = (await kratosSaw('report')).count
-      while (seen < count && Date.now() - since < 30_000) {
-        await sleep(20)
-        seen = (await kratosSaw('report')).count
-      }
-      return seen
-    }
     log(`relay: ${WARMUP_LOGOUTS} logouts to warm up`)
-    await kratosSaw('reset')
+    await kratos.saw('reset')
     await load(logoutJob(warmupBodies))
-    await revoked(WARMUP_LOGOUTS)
+    await kratos.revoked(WARMUP_LOGOUTS)
 
     // The measured logouts in rounds, each right after a run of baseline C when it is measured too:
     // a ratio of two runs a minute apart would measure the machine's neighbours as much as the relay.
@@ -303,11 +217,11 @@ async function main (): Promise<void> {
       }
       const bodies = measuredBodies.slice(round * perRound, (round + 1) * perRound)
       log(`relay, round ${round + 1}: ${bodies.length} logouts, each a distinct token for an indexed sid`)
-      await kratosSaw('reset')
+      await kratos.saw('reset')
       // CPU per logout counts until the last revocation is made: the work a logout causes, all of it.
-      const logout = await measured(relay.pid ?? 0, { Redis: redisPid, 'Kratos double': kratos.pid ?? 0 }, async () => {
+      const logout = await measured(relay.pid ?? 0, { Redis: redisPid, 'Kratos double': kratos.pid }, async () => {
         const result = await load(logoutJob(bodies))
-        return { ...result, revoked: await revoked(bodies.length) }
+        return { ...result, revoked: (await kratos.revoked(bodies.length)).count }
       })
       rounds.push({ logout, ...(C !== undefined ? { C } : {}) })
     }
@@ -339,19 +253,13 @@ async function main (): Promise<void> {
     relay = await startProcess(relayArgs, relayEnv, relayPort)
     const queue = createRedisRevocationQueue(client, new Keyspace('logout-relay:'))
     // Queues `count` jobs, and waits until Kratos has seen them all.
-    const drain = async (count: number): Promise<{ count: number, first: number, last: number }> => {
-      await kratosSaw('reset')
+    const drain = async (count: number): Promise<KratosSaw> => {
+      await kratos.saw('reset')
       for (let i = 0; i < count; i += 500) {
         const batch = Math.min(500, count - i)
         await queue.enqueue(Array.from({ length: batch }, () => ({ target: { kind: 'kratos-sessions' as const, identityId: randomUUID() } })), 60)
       }
-      const since = Date.now()
-      let seen = await kratosSaw('report')
-      while (seen.count < count && Date.now() - since < 60_000) {
-        await sleep(20)
-        seen = await kratosSaw('report')
-      }
-      return seen
+      return await kratos.revoked(count, 60_000)
     }
     log(`drain: ${DRAIN_WARMUP_JOBS} jobs to warm up`)
     await drain(DRAIN_WARMUP_JOBS)
@@ -401,8 +309,8 @@ async function main (): Promise<void> {
   client.disconnect()
   admin.disconnect()
   await redis.close()
-  issuerServer.close()
-  kratos.disconnect()
+  issuerKeys.close()
+  kratos.close()
 
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0), 6))
   const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' | ')} |`
@@ -426,6 +334,5 @@ async function main (): Promise<void> {
 try {
   await main()
 } finally {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  rmSync(work, { recursive: true, force: true })
+  cleanUp()
 }
