@@ -70,6 +70,17 @@ const apiKeys = list.superRefine((keys, ctx) => {
   }
 })
 
+/** A token sent as `Authorization: Bearer`: visible ASCII only, so that it fits a header field (RFC 9110 §5.5). */
+const bearerToken = z.string().optional().transform((value, ctx) => {
+  const token = value?.trim()
+  if (token === undefined || token === '') return undefined
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    ctx.addIssue({ code: 'custom', message: 'must be printable ASCII without spaces (it is sent in a header)' })
+    return z.NEVER
+  }
+  return token
+})
+
 const envSchema = z.object({
   PORT: integer(8080, 0, 65535),
   HOST: z.string().optional().transform((value) => value?.trim() || '0.0.0.0'),
@@ -109,9 +120,9 @@ const envSchema = z.object({
   UNRESOLVED_SID_TTL: integer(86_400, 60),
 
   KRATOS_ADMIN_URL: url(['http', 'https'], 'http://127.0.0.1:4434'),
-  KRATOS_ADMIN_TOKEN: z.string().optional().transform((value) => value?.trim() || undefined),
+  KRATOS_ADMIN_TOKEN: bearerToken,
   HYDRA_ADMIN_URL: url(['http', 'https'], 'http://127.0.0.1:4445'),
-  HYDRA_ADMIN_TOKEN: z.string().optional().transform((value) => value?.trim() || undefined),
+  HYDRA_ADMIN_TOKEN: bearerToken,
   UPSTREAM_TIMEOUT: integer(5000, 100, 120_000),
 
   LOGIN_HOOK_API_KEYS: apiKeys,

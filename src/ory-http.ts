@@ -48,7 +48,7 @@ export interface OryTransportOptions {
 
 const LIMITS = { maxHeadBytes: 16 * 1024, maxBodyBytes: 1024 * 1024 }
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+const FIELD_VALUE = /^[\t\x20-\x7e]*$/
 const REQUEST_TARGET = /^\/[\x21-\x7e]*$/
 
 /** What a connection tells its pool. */

@@ -100,6 +100,15 @@ t.test('secrets from NAME_FILE', async (t) => {
   t.same(problems({ REDIS_URL_FILE: '/missing' }), ['REDIS_URL_FILE: cannot read "/missing" (ENOENT)'])
 })
 
+t.test('admin tokens must fit a header field, and are never printed', async (t) => {
+  for (const token of ['two words', 'tab\there', 'clé-secrète', 'line\nbreak']) {
+    const found = problems({ KRATOS_ADMIN_TOKEN: token, HYDRA_ADMIN_TOKEN: token })
+    t.same(found.map((problem) => problem.split(':')[0]), ['KRATOS_ADMIN_TOKEN', 'HYDRA_ADMIN_TOKEN'], JSON.stringify(token))
+    t.notMatch(found.join('\n'), token, 'the token itself is not in the message')
+  }
+  t.equal(loadConfig({ KRATOS_ADMIN_TOKEN: '  ory_pat_abc.DEF-123_~+/=  ' }).kratos.adminToken, 'ory_pat_abc.DEF-123_~+/=', 'trimmed, then kept as it is')
+})
+
 t.test('cross-field rules', async (t) => {
   t.match(problems({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000' }).join(), /not both/)
   t.match(problems({ REDIS_CLUSTER_NODES: 'b:7000,c' }).join(), /"c" is not host:port/)

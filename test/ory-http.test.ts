@@ -125,6 +125,7 @@ t.test('a header or path that could split the request is refused, and nothing is
   const send = transport(t, server.url).send
   t.equal(await failure(send({ url: '/x', options: { headers: { Authorization: 'Bearer a\r\nX-Injected: 1' } } })), 'EINVALIDREQUEST')
   t.equal(await failure(send({ url: '/x', options: { headers: { 'Bad Name': 'x' } } })), 'EINVALIDREQUEST')
+  t.equal(await failure(send({ url: '/x', options: { headers: { Authorization: 'Bearer clé' } } })), 'EINVALIDREQUEST', 'header values are ASCII')
   t.equal(await failure(send({ url: '/x HTTP/1.1\r\nX: y', options: {} })), 'EINVALIDREQUEST')
   t.equal(await failure(send({ url: '/x', options: { method: 'GET /y' } })), 'EINVALIDREQUEST')
   t.equal(server.requests.length, 0)
