@@ -157,6 +157,18 @@ t.test('at most maxConnections open; the other requests wait their turn', async 
   t.equal(server.connections, 2)
 })
 
+t.test('a request waiting for a connection gets one when another connection fails', async (t) => {
+  const server = await rawServer(t, (socket, request) => {
+    if (request.startsWith('DELETE /reset')) socket.resetAndDestroy()
+    else socket.write('HTTP/1.1 204 No Content\r\n\r\n')
+  })
+  const send = transport(t, server.url, { maxConnections: 1 }).send
+  const [reset, next] = await Promise.all([failure(send(DELETE('/reset'))), failure(send(DELETE('/next')))])
+  t.equal(reset, 'ECONNRESET')
+  t.equal(next, 'answered', 'sent on a new connection once the first was gone')
+  t.equal(server.connections(), 2)
+})
+
 t.test('a deadline per request: a silent server times out, its connection is dropped, the next one works', async (t) => {
   let silent = true
   const server = await httpServer(t, (_req, res) => { if (!silent) res.writeHead(204).end() })
