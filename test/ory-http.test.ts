@@ -6,6 +6,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { TransportError, createOryTransport, type OryResponse, type OryTransport } from '../src/ory-http.js'
+import { eventually } from './helper.js'
 import { freePort } from './helpers/redis.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -86,12 +87,6 @@ async function failure (promise: Promise<OryResponse>): Promise<string> {
     if (err instanceof TransportError) return err.code
     throw err
   }
-}
-
-const until = async (done: () => boolean, timeoutMs = 5000): Promise<boolean> => {
-  const deadline = Date.now() + timeoutMs
-  while (!done() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
-  return done()
 }
 
 const DELETE = (url: string): Parameters<OryTransport['send']>[0] => ({ url, options: { method: 'DELETE' } })
@@ -177,7 +172,7 @@ t.test('a deadline per request: a silent server times out, its connection is dro
   const [first, second] = await Promise.all([failure(send(DELETE('/a'))), failure(send(DELETE('/b')))])
   t.same([first, second], ['ETIMEDOUT', 'ETIMEDOUT'], 'the one on the wire and the one waiting for a connection')
   t.ok(Date.now() - since < 1500)
-  t.ok(await until(() => server.open.size === 0), 'the timed-out connection is closed')
+  t.ok(await eventually(() => server.open.size === 0), 'the timed-out connection is closed')
   t.equal(server.requests.length, 1, 'the waiting request was never sent')
   silent = false
   t.equal((await send(DELETE('/c'))).status, 204)
@@ -193,7 +188,7 @@ t.test('Connection: close and HTTP/1.0 answers are not reused; a server closing 
   t.equal((await send(DELETE('/close'))).status, 204)
   t.equal(server.connections, 2, 'a new connection after Connection: close')
   t.equal((await send(DELETE('/keep'))).status, 204)
-  t.ok(await until(() => server.open.size === 0, 3000), 'the server closed the idle connection')
+  t.ok(await eventually(() => server.open.size === 0, 3000), 'the server closed the idle connection')
   t.equal((await send(DELETE('/keep'))).status, 204, 'and the next request opens another')
 
   const old = await rawServer(t, (socket) => socket.write('HTTP/1.0 204 No Content\r\n\r\n'))
@@ -208,23 +203,23 @@ t.test('idle connections close on their own, and close() closes them at once', a
   const idling = transport(t, server.url, { idleTimeoutMs: 100 })
   await idling.send(DELETE('/a'))
   t.equal(server.open.size, 1)
-  t.ok(await until(() => server.open.size === 0, 2000), 'closed after idling')
+  t.ok(await eventually(() => server.open.size === 0, 2000), 'closed after idling')
 
   const closing = transport(t, server.url)
   await Promise.all([closing.send(DELETE('/b')), closing.send(DELETE('/c'))])
   t.equal(server.open.size, 2)
   closing.close()
-  t.ok(await until(() => server.open.size === 0, 2000), 'close() closes every idle connection')
+  t.ok(await eventually(() => server.open.size === 0, 2000), 'close() closes every idle connection')
 })
 
 t.test('close() lets a request in flight finish, then closes its connection', async (t) => {
   const server = await httpServer(t, (_req, res) => setTimeout(() => res.writeHead(204).end(), 100))
   const client = transport(t, server.url)
   const answer = client.send(DELETE('/slow'))
-  await until(() => server.requests.length === 1)
+  await eventually(() => server.requests.length === 1)
   client.close()
   t.equal((await answer).status, 204)
-  t.ok(await until(() => server.open.size === 0, 2000))
+  t.ok(await eventually(() => server.open.size === 0, 2000))
 })
 
 t.test('chunked answers, as Go and Node send bodies of unknown length', async (t) => {
