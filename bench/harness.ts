@@ -47,6 +47,20 @@ export async function load (job: Record<string, unknown>): Promise<LoadResult> {
   return JSON.parse(output) as LoadResult
 }
 
+/**
+ * A load job that posts form bodies (`logout_token=…`) to a server's back-channel logout route, one
+ * per request, in order: `amount` requests (each body once), or for `duration` seconds (cycling).
+ */
+export function logoutLoad (port: number, bodies: string[], run: { amount: number } | { duration: number }): Record<string, unknown> {
+  return {
+    url: `http://127.0.0.1:${port}/backchannel-logout`,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    bodies,
+    ...run
+  }
+}
+
 /** Starts `node <args>` with PORT set, and waits until it answers HTTP there. */
 export async function startProcess (args: string[], env: Record<string, string>, port: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env['PATH'] ?? '', ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] })

@@ -9,7 +9,7 @@ import { Keyspace, createRedisClient, waitForRedis } from '../src/redis.js'
 import { createRedisRevocationQueue } from '../src/revocation-queue.js'
 import { createRedisSessionIndex } from '../src/session-index.js'
 import { freePort, spawnRedis } from '../test/helpers/redis.js'
-import { cleanUp, cpuSeconds, load as loadJob, log, root, rssMegabytes, signLogoutTokens, sleep, startIssuer, startKratosDouble, startProcess, stop, type KratosSaw } from './harness.js'
+import { cleanUp, cpuSeconds, load as loadJob, log, logoutLoad, root, rssMegabytes, signLogoutTokens, sleep, startIssuer, startKratosDouble, startProcess, stop, type KratosSaw } from './harness.js'
 import type { LoadResult } from './load.js'
 
 /**
@@ -167,16 +167,9 @@ async function main (): Promise<void> {
       log(`baseline ${mode}`)
       const port = await freePort()
       const server = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')], { MODE: mode, JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url }, port)
-      const baselineJob = (duration: number): Record<string, unknown> => ({
-        url: `http://127.0.0.1:${port}/backchannel-logout`,
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        bodies: warmupBodies,
-        duration
-      })
-      await load(baselineJob(WARMUP_SECONDS))
-      const measure = async (): Promise<Measured> =>
-        await measured(server.pid ?? 0, mode === 'C' ? { Redis: redisPid } : {}, async () => await load(baselineJob(BASELINE_SECONDS)))
+      await load(logoutLoad(port, warmupBodies, { duration: WARMUP_SECONDS }))
+      const measure = async (): Promise<Measured> => await measured(server.pid ?? 0, mode === 'C' ? { Redis: redisPid } : {},
+        async () => await load(logoutLoad(port, warmupBodies, { duration: BASELINE_SECONDS })))
       if (mode === 'C' && phases.has('logout')) {
         pairedC = { server, measure }
         continue
@@ -193,13 +186,7 @@ async function main (): Promise<void> {
   }
 
   if (phases.has('logout')) {
-    const logoutJob = (bodies: string[]): Record<string, unknown> => ({
-      url: `${relayUrl}/backchannel-logout`,
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      bodies,
-      amount: bodies.length
-    })
+    const logoutJob = (bodies: string[]): Record<string, unknown> => logoutLoad(relayPort, bodies, { amount: bodies.length })
     log(`relay: ${WARMUP_LOGOUTS} logouts to warm up`)
     await kratos.saw('reset')
     await load(logoutJob(warmupBodies))

@@ -4,7 +4,7 @@ import { pino } from 'pino'
 import { Keyspace, createRedisClient, waitForRedis } from '../src/redis.js'
 import { createRedisSessionIndex } from '../src/session-index.js'
 import { freePort, spawnRedis } from '../test/helpers/redis.js'
-import { cleanUp, cpuSeconds, load, log, signLogoutTokens, startIssuer, startKratosDouble, startProcess, stop } from './harness.js'
+import { cleanUp, cpuSeconds, load, log, logoutLoad, signLogoutTokens, startIssuer, startKratosDouble, startProcess, stop } from './harness.js'
 
 /**
  * `npx tsx bench/side-by-side.ts DIR DIR …`: builds of the relay compared where the machine's
@@ -64,14 +64,7 @@ async function main (): Promise<void> {
       }
       const child = await startProcess([`${build.dir}/dist/server.js`], env, port)
       const mine = bodies.slice(i * (WARMUP_LOGOUTS + LOGOUTS), (i + 1) * (WARMUP_LOGOUTS + LOGOUTS))
-      const job = (chosen: string[]): Record<string, unknown> => ({
-        url: `http://127.0.0.1:${port}/backchannel-logout`,
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        bodies: chosen,
-        amount: chosen.length,
-        connections: CONNECTIONS
-      })
+      const job = (chosen: string[]): Record<string, unknown> => ({ ...logoutLoad(port, chosen, { amount: chosen.length }), connections: CONNECTIONS })
       return { build, child, warmup: job(mine.slice(0, WARMUP_LOGOUTS)), measured: job(mine.slice(WARMUP_LOGOUTS)) }
     }))
 
