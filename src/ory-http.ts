@@ -247,7 +247,7 @@ class Connection {
       this.#socket.unref()
       this.#pool.release(this)
     } else {
-      this.#fail('ECONNRESET')
+      this.#close()
     }
   }
 
@@ -262,7 +262,7 @@ class Connection {
         return
       }
     }
-    this.#fail('ECONNRESET')
+    this.#close()
   }
 
   #finish (pending: Pending, status: number, body: Buffer): void {
@@ -281,6 +281,11 @@ class Connection {
       clearTimeout(pending.deadline)
       pending.reject(new TransportError(code))
     }
+    this.#close()
+  }
+
+  /** Closes the connection, owing nothing: the pool counts it gone. Once only. */
+  #close (): void {
     if (this.#closed) return
     this.#closed = true
     this.#socket.destroy()

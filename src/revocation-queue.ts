@@ -215,6 +215,7 @@ return 1`
 
 export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, clock: Clock = Date.now): RevocationQueue {
   const run = defineScripts(redis, SCRIPTS)
+  const issuerTag = issuerTagger()
   // One hash tag for the whole queue: every script touches several of these keys at once.
   const k = {
     waiting: keys.key('queue', 'revocations', 'waiting'),
@@ -411,14 +412,17 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
   }
 }
 
-/** A short stable tag of the issuer, so that two issuers' `jti` values never collide. */
-function issuerTag (issuer: string): string {
-  if (issuer !== lastIssuer.issuer) lastIssuer = { issuer, tag: hash('sha256', issuer, 'base64url').slice(0, 12) }
-  return lastIssuer.tag
+/**
+ * A short stable tag of the issuer, so that two issuers' `jti` values never collide. Remembers the
+ * last issuer's: a relay serves one issuer, so it is hashed once, not for every token.
+ */
+function issuerTagger (): (issuer: string) => string {
+  let last = { issuer: '', tag: '' }
+  return (issuer) => {
+    if (issuer !== last.issuer) last = { issuer, tag: hash('sha256', issuer, 'base64url').slice(0, 12) }
+    return last.tag
+  }
 }
-
-/** The tag of the issuer last seen: a relay serves one issuer, so each token's is hashed once, not every time. */
-let lastIssuer = { issuer: '', tag: '' }
 
 function toJob (newJob: NewJob, now: number): Job {
   return {
