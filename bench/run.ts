@@ -23,7 +23,7 @@ import type { LoadResult } from './load.js'
  */
 const CONNECTIONS = 50
 const LOGOUTS = Number(process.env['BENCH_LOGOUTS'] ?? 30_000)
-/** The measured logouts run in this many rounds, each paired with a run of baseline C. */
+/** The measured logouts run in this many rounds, each right after a run of baselines C and D. */
 const LOGOUT_ROUNDS = 3
 const BASELINE_SECONDS = 5
 const WARMUP_SECONDS = 2
@@ -64,9 +64,15 @@ function machineShare (server: string, machine: MachineShare): string {
   return `machine per request: ${parts.join(' + ')} = ${total.toFixed(0)} µs`
 }
 
-function baselineCRow (C: LoadResult & { cpuMicros: number, machine: MachineShare }, runs: LoadResult[]): [string, string, string] {
-  const of = runs.length > 1 ? `; the middle of ${runs.length} runs (${runs.map((run) => run.rps.toFixed(0)).join(', ')} req/s)` : ''
-  return ['baseline C: B + SET NX + GET', `${C.rps.toFixed(0)} req/s`, `p50 ${C.p50} ms, p99 ${C.p99} ms, ${C.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('C', C.machine)}${of}`]
+const PAIRED_NAMES: Record<string, string> = {
+  C: 'baseline C: B + SET NX + GET',
+  D: 'baseline D: C + the Kratos call'
+}
+
+/** The row of baseline C or D: the middle of its runs, and each run's rate. */
+function pairedRow (mode: string, run: LoadResult & { cpuMicros: number, machine: MachineShare }, runs: LoadResult[]): [string, string, string] {
+  const of = runs.length > 1 ? `; the middle of ${runs.length} runs (${runs.map((each) => each.rps.toFixed(0)).join(', ')} req/s)` : ''
+  return [PAIRED_NAMES[mode] ?? mode, `${run.rps.toFixed(0)} req/s`, `p50 ${run.p50} ms, p99 ${run.p99} ms, ${run.cpuMicros.toFixed(0)} µs CPU each; ${machineShare(mode, run.machine)}${of}`]
 }
 
 /** The run whose rate is the middle one. */
@@ -160,28 +166,31 @@ async function main (): Promise<void> {
 
   type Measured = LoadResult & { cpuMicros: number, machine: MachineShare }
   const baselines: Record<string, Measured> = {}
-  /** Baseline C, kept running when the logout is measured too: the two are then measured in turns. */
-  let pairedC: { server: ChildProcess, measure: () => Promise<Measured> } | undefined
+  /** Baselines C and D, kept running when the logout is measured too: they are then measured in turns with it. */
+  const paired = new Map<string, { server: ChildProcess, measure: () => Promise<Measured> }>()
   if (phases.has('baselines')) {
-    for (const mode of ['A', 'B', 'C']) {
+    for (const mode of ['A', 'B', 'C', 'D']) {
       log(`baseline ${mode}`)
       const port = await freePort()
-      const server = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')], { MODE: mode, JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url }, port)
+      const server = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')],
+        { MODE: mode, JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url, KRATOS_URL: `http://127.0.0.1:${kratosPort}` }, port)
       await load(logoutLoad(port, warmupBodies, { duration: WARMUP_SECONDS }))
-      const measure = async (): Promise<Measured> => await measured(server.pid ?? 0, mode === 'C' ? { Redis: redisPid } : {},
+      const others: Record<string, number> = mode === 'C' ? { Redis: redisPid } : mode === 'D' ? { Redis: redisPid, 'Kratos double': kratos.pid } : {}
+      const measure = async (): Promise<Measured> => await measured(server.pid ?? 0, others,
         async () => await load(logoutLoad(port, warmupBodies, { duration: BASELINE_SECONDS })))
-      if (mode === 'C' && phases.has('logout')) {
-        pairedC = { server, measure }
+      if ((mode === 'C' || mode === 'D') && phases.has('logout')) {
+        paired.set(mode, { server, measure })
         continue
       }
       baselines[mode] = await measure()
       await stop(server)
     }
-    const { A, B, C } = baselines
+    const { A, B, C, D } = baselines
     const baselineRows: Array<[string, string, string]> = []
     if (A !== undefined) baselineRows.push(['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms, ${A.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('A', A.machine)}`])
     if (B !== undefined) baselineRows.push(['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms, ${B.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('B', B.machine)}`])
-    if (C !== undefined) baselineRows.push(baselineCRow(C, [C]))
+    if (C !== undefined) baselineRows.push(pairedRow('C', C, [C]))
+    if (D !== undefined) baselineRows.push(pairedRow('D', D, [D]))
     rows.unshift(...baselineRows)
   }
 
@@ -192,15 +201,16 @@ async function main (): Promise<void> {
     await load(logoutJob(warmupBodies))
     await kratos.revoked(WARMUP_LOGOUTS)
 
-    // The measured logouts in rounds, each right after a run of baseline C when it is measured too:
-    // a ratio of two runs a minute apart would measure the machine's neighbours as much as the relay.
-    const rounds: Array<{ logout: Measured & { revoked: number }, C?: Measured }> = []
+    // The measured logouts in rounds, each right after a run of baselines C and D when they are
+    // measured too: a ratio of two runs a minute apart would measure the machine's neighbours as much
+    // as the relay.
+    const rounds: Array<{ logout: Measured & { revoked: number }, paired: Record<string, Measured> }> = []
     const perRound = Math.ceil(measuredBodies.length / LOGOUT_ROUNDS)
     for (let round = 0; round < LOGOUT_ROUNDS; round++) {
-      let C: Measured | undefined
-      if (pairedC !== undefined) {
-        log(`baseline C, round ${round + 1}`)
-        C = await pairedC.measure()
+      const pairedRuns: Record<string, Measured> = {}
+      for (const [mode, baseline] of paired) {
+        log(`baseline ${mode}, round ${round + 1}`)
+        pairedRuns[mode] = await baseline.measure()
       }
       const bodies = measuredBodies.slice(round * perRound, (round + 1) * perRound)
       log(`relay, round ${round + 1}: ${bodies.length} logouts, each a distinct token for an indexed sid`)
@@ -210,28 +220,38 @@ async function main (): Promise<void> {
         const result = await load(logoutJob(bodies))
         return { ...result, revoked: (await kratos.revoked(bodies.length)).count }
       })
-      rounds.push({ logout, ...(C !== undefined ? { C } : {}) })
+      rounds.push({ logout, paired: pairedRuns })
     }
-    if (pairedC !== undefined) await stop(pairedC.server)
+    for (const { server } of paired.values()) await stop(server)
 
     const logout = middle(rounds.map((round) => round.logout))
     const rates = (list: LoadResult[]): string => list.map((result) => result.rps.toFixed(0)).join(', ')
     const logouts = rounds.map((round) => round.logout)
     const revokedAll = logouts.reduce((sum, round) => sum + round.revoked, 0)
-    const cRounds = rounds.flatMap((round) => round.C === undefined ? [] : [round.C])
-    if (cRounds.length > 0) {
-      const C = middle(cRounds)
-      baselines['C'] = C
-      rows.splice(2, 0, baselineCRow(C, cRounds))
+    const percent = (ratio: number): string => `${(100 * ratio).toFixed(0)} %`
+    /** The middle of each round's ratio of the relay to a paired baseline, and every round's. */
+    const ratioTo = (mode: string): { middle: string, all: string } | undefined => {
+      const ratios = rounds.flatMap((round) => round.paired[mode] === undefined ? [] : [round.logout.rps / round.paired[mode].rps]).sort((a, b) => a - b)
+      const mid = ratios[Math.floor(ratios.length / 2)]
+      return mid === undefined ? undefined : { middle: percent(mid), all: ratios.map(percent).join(', ') }
+    }
+    let at = 2
+    for (const mode of paired.keys()) {
+      const runs = rounds.flatMap((round) => round.paired[mode] ?? [])
+      baselines[mode] = middle(runs)
+      rows.splice(at++, 0, pairedRow(mode, middle(runs), runs))
     }
     results['logout'] = { rounds }
     rows.push(['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, ${logout.cpuMicros.toFixed(0)} µs CPU each (revocation included), statuses ${statuses(logout)}; ${machineShare('relay', logout.machine)}; the middle of ${logouts.length} runs (${rates(logouts)} req/s); ${revokedAll}/${measuredBodies.length} revoked at Kratos`])
     const B = baselines['B']
-    if (cRounds.length > 0 && B !== undefined) {
-      const ratios = rounds.flatMap((round) => round.C === undefined ? [] : [round.logout.rps / round.C.rps]).sort((a, b) => a - b)
-      const percent = (ratio: number): string => `${(100 * ratio).toFixed(0)} %`
-      rows.push(['relay logout / C, / B', `${percent(ratios[Math.floor(ratios.length / 2)] ?? 0)}, ${percent(logout.rps / B.rps)}`,
-        `/ C: the middle of each round's ratio (${ratios.map(percent).join(', ')}); target: ≥ 70 % of C, p99 ≤ 15 ms`])
+    const toC = ratioTo('C')
+    const toD = ratioTo('D')
+    if (toC !== undefined && B !== undefined) {
+      rows.push(['relay logout / C, / B', `${toC.middle}, ${percent(logout.rps / B.rps)}`,
+        `/ C: the middle of each round's ratio (${toC.all}); target: ≥ 70 % of C, p99 ≤ 15 ms`])
+    }
+    if (toD !== undefined) {
+      rows.push(['relay logout / D', toD.middle, `the middle of each round's ratio (${toD.all}); D makes the Kratos call in the request, the relay queues it durably and makes it after`])
     }
   }
   await stop(relay)
