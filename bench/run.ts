@@ -64,15 +64,17 @@ function machineShare (server: string, machine: MachineShare): string {
   return `machine per request: ${parts.join(' + ')} = ${total.toFixed(0)} µs`
 }
 
-const PAIRED_NAMES: Record<string, string> = {
+const BASELINE_NAMES: Record<string, string> = {
+  A: 'baseline A: Fastify + form body',
+  B: 'baseline B: A + jose RS256 verify',
   C: 'baseline C: B + SET NX + GET',
   D: 'baseline D: C + the Kratos call'
 }
 
-/** The row of baseline C or D: the middle of its runs, and each run's rate. */
-function pairedRow (mode: string, run: LoadResult & { cpuMicros: number, machine: MachineShare }, runs: LoadResult[]): [string, string, string] {
+/** A baseline's row: its run (the middle one, when it ran in rounds), and each run's rate. */
+function baselineRow (mode: string, run: LoadResult & { cpuMicros: number, machine: MachineShare }, runs: LoadResult[] = [run]): [string, string, string] {
   const of = runs.length > 1 ? `; the middle of ${runs.length} runs (${runs.map((each) => each.rps.toFixed(0)).join(', ')} req/s)` : ''
-  return [PAIRED_NAMES[mode] ?? mode, `${run.rps.toFixed(0)} req/s`, `p50 ${run.p50} ms, p99 ${run.p99} ms, ${run.cpuMicros.toFixed(0)} µs CPU each; ${machineShare(mode, run.machine)}${of}`]
+  return [BASELINE_NAMES[mode] ?? mode, `${run.rps.toFixed(0)} req/s`, `p50 ${run.p50} ms, p99 ${run.p99} ms, ${run.cpuMicros.toFixed(0)} µs CPU each; ${machineShare(mode, run.machine)}${of}`]
 }
 
 /** The run whose rate is the middle one. */
@@ -175,7 +177,7 @@ async function main (): Promise<void> {
       const server = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')],
         { MODE: mode, JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url, KRATOS_URL: `http://127.0.0.1:${kratosPort}` }, port)
       await load(logoutLoad(port, warmupBodies, { duration: WARMUP_SECONDS }))
-      const others: Record<string, number> = mode === 'C' ? { Redis: redisPid } : mode === 'D' ? { Redis: redisPid, 'Kratos double': kratos.pid } : {}
+      const others = { A: {}, B: {}, C: { Redis: redisPid }, D: { Redis: redisPid, 'Kratos double': kratos.pid } }[mode] ?? {}
       const measure = async (): Promise<Measured> => await measured(server.pid ?? 0, others,
         async () => await load(logoutLoad(port, warmupBodies, { duration: BASELINE_SECONDS })))
       if ((mode === 'C' || mode === 'D') && phases.has('logout')) {
@@ -185,13 +187,7 @@ async function main (): Promise<void> {
       baselines[mode] = await measure()
       await stop(server)
     }
-    const { A, B, C, D } = baselines
-    const baselineRows: Array<[string, string, string]> = []
-    if (A !== undefined) baselineRows.push(['baseline A: Fastify + form body', `${A.rps.toFixed(0)} req/s`, `p50 ${A.p50} ms, p99 ${A.p99} ms, ${A.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('A', A.machine)}`])
-    if (B !== undefined) baselineRows.push(['baseline B: A + jose RS256 verify', `${B.rps.toFixed(0)} req/s`, `p50 ${B.p50} ms, p99 ${B.p99} ms, ${B.cpuMicros.toFixed(0)} µs CPU each; ${machineShare('B', B.machine)}`])
-    if (C !== undefined) baselineRows.push(pairedRow('C', C, [C]))
-    if (D !== undefined) baselineRows.push(pairedRow('D', D, [D]))
-    rows.unshift(...baselineRows)
+    rows.unshift(...Object.entries(baselines).map(([mode, run]) => baselineRow(mode, run)))
   }
 
   if (phases.has('logout')) {
@@ -239,7 +235,7 @@ async function main (): Promise<void> {
     for (const mode of paired.keys()) {
       const runs = rounds.flatMap((round) => round.paired[mode] ?? [])
       baselines[mode] = middle(runs)
-      rows.splice(at++, 0, pairedRow(mode, middle(runs), runs))
+      rows.splice(at++, 0, baselineRow(mode, baselines[mode], runs))
     }
     results['logout'] = { rounds }
     rows.push(['relay logout', `${logout.rps.toFixed(0)} req/s`, `p50 ${logout.p50} ms, p99 ${logout.p99} ms, ${logout.cpuMicros.toFixed(0)} µs CPU each (revocation included), statuses ${statuses(logout)}; ${machineShare('relay', logout.machine)}; the middle of ${logouts.length} runs (${rates(logouts)} req/s); ${revokedAll}/${measuredBodies.length} revoked at Kratos`])
