@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { pino } from 'pino'
 import { Pool } from 'undici'
-import { createRedisClient, waitForRedis } from '../src/redis.js'
+import { createRedisClient, waitForRedis } from '../src/store/redis.js'
 
 /**
  * The baselines the relay is measured against, each a bare Fastify server parsing the same form body:

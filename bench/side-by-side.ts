@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { pino } from 'pino'
-import { Keyspace, createRedisClient, waitForRedis } from '../src/redis.js'
-import { createRedisSessionIndex } from '../src/session-index.js'
+import { Keyspace, createRedisClient, waitForRedis } from '../src/store/redis.js'
+import { createRedisSessionIndex } from '../src/store/session-index.js'
 import { freePort, spawnRedis } from '../test/helpers/redis.js'
 import { cleanUp, cpuSeconds, load, log, logoutLoad, signLogoutTokens, startIssuer, startKratosDouble, startProcess, stop } from './harness.js'
 

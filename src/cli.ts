@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
-import { formatCheck, runDoctor } from './doctor.js'
+import { formatCheck, runDoctor } from './ops/doctor.js'
 
 const USAGE = `usage: logout-relay <command>
 

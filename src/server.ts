@@ -1,6 +1,6 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, startupNotices } from './config.js'
-import { createLogger } from './logger.js'
+import { createLogger } from './ops/logger.js'
 
 /**
  * The entrypoint: configuration → app → listen. On SIGTERM or SIGINT it stops accepting, lets the

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
-import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/logout-token.js'
+import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/token/logout-token.js'
 import { OryDouble } from './ory-double.js'
 
 export interface SigningKey {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
-import { Keyspace, createRedisClient, waitForRedis, type RedisClient } from '../../src/redis.js'
+import { Keyspace, createRedisClient, waitForRedis, type RedisClient } from '../../src/store/redis.js'
 import type { TestContext } from '../helper.js'
 import { startRedis, startRedisCluster } from './redis.js'
 

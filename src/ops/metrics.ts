@@ -1,0 +1,114 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { TokenRejection } from '../errors.js'
+import type { QueueCounts } from '../store/revocation-queue.js'
+import type { JobOutcome } from '../revocation/worker.js'
+
+export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'rejected' | 'unavailable'
+export type HookOutcome = 'indexed' | 'late_logout' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
+/** What the admin API did: `queued` (something new queued), `already_queued` (a repeat), `listed`, or why it refused. */
+export type AdminOutcome = 'queued' | 'already_queued' | 'listed' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
+export type AdminAction = 'logout' | 'sessions'
+
+/**
+ * The relay's Prometheus metrics, in a registry of its own (never the global one), so that each
+ * app instance counts for itself.
+ */
+export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'logout_relay_' })
+
+  const logoutTokens = new Counter({
+    name: 'logout_relay_logout_tokens_total',
+    help: 'Back-channel logout requests by outcome, and by rejection reason when rejected.',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [registry]
+  })
+  const revocations = new Counter({
+    name: 'logout_relay_revocations_total',
+    help: 'Revocation attempts by outcome: succeeded, retried, dead_lettered.',
+    labelNames: ['outcome', 'kind'] as const,
+    registers: [registry]
+  })
+  const hookCalls = new Counter({
+    name: 'logout_relay_login_hook_calls_total',
+    help: 'Login hook calls by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  const adminCalls = new Counter({
+    name: 'logout_relay_admin_calls_total',
+    help: 'Admin API calls by action (logout, sessions) and outcome.',
+    labelNames: ['action', 'outcome'] as const,
+    registers: [registry]
+  })
+  const requestDuration = new Histogram({
+    name: 'logout_relay_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry]
+  })
+  // The queue is read once per scrape: prom-client collects every metric of a scrape at once, in the
+  // same tick, so the three gauges below share one read. A store that is down shows as store_up 0.
+  let snapshot: Promise<QueueCounts | undefined> | undefined
+  const readQueue = async (): Promise<QueueCounts | undefined> => {
+    snapshot ??= queueCounts().catch(() => undefined).finally(() => { snapshot = undefined })
+    return await snapshot
+  }
+  registry.registerMetric(new Gauge({
+    name: 'logout_relay_store_up',
+    help: '1 when the revocation queue could be read at this scrape, 0 when the store is down.',
+    registers: [],
+    async collect () {
+      this.set(await readQueue() === undefined ? 0 : 1)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'logout_relay_queue_depth',
+    help: 'Revocation jobs in the queue: waiting (due now or later) and active (claimed by a worker).',
+    labelNames: ['state'] as const,
+    registers: [],
+    async collect () {
+      const counts = await readQueue()
+      if (counts === undefined) return
+      this.set({ state: 'waiting' }, counts.waiting)
+      this.set({ state: 'active' }, counts.active)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'logout_relay_dead_letters',
+    help: 'Revocation jobs given up on, kept in the dead-letter set. Alert when above 0.',
+    registers: [],
+    async collect () {
+      const counts = await readQueue()
+      if (counts !== undefined) this.set(counts.dead)
+    }
+  }))
+  const deadLettered = new Counter({
+    name: 'logout_relay_dead_lettered_total',
+    help: 'Revocation jobs moved to the dead letters by this process.',
+    registers: [registry]
+  })
+
+  return {
+    registry,
+    logout (outcome: LogoutOutcome, reason: TokenRejection | 'request' | '' = '') {
+      logoutTokens.inc({ outcome, reason })
+    },
+    revocation (outcome: JobOutcome, kind: string) {
+      revocations.inc({ outcome, kind })
+      if (outcome === 'dead_lettered') deadLettered.inc()
+    },
+    hook (outcome: HookOutcome) {
+      hookCalls.inc({ outcome })
+    },
+    admin (action: AdminAction, outcome: AdminOutcome) {
+      adminCalls.inc({ action, outcome })
+    },
+    request (method: string, route: string, statusCode: number, seconds: number) {
+      requestDuration.observe({ method, route, status_code: String(statusCode) }, seconds)
+    }
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

@@ -1,0 +1,434 @@
+import { hash, randomUUID } from 'node:crypto'
+import { ExpiringMap, type Clock } from './expiring-map.js'
+import { storeUnavailable } from '../errors.js'
+import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
+
+/** What a job revokes. */
+export type RevocationTarget =
+  /** Every Kratos session of an identity: `DELETE /admin/identities/{id}/sessions`. */
+  | { kind: 'kratos-sessions', identityId: string }
+  /** One Hydra login session, which makes Hydra send back-channel logout: `DELETE /admin/oauth2/auth/sessions/login?sid=`. */
+  | { kind: 'hydra-login-session', sid: string }
+  /** Every consent session (and its tokens) of a subject: `DELETE /admin/oauth2/auth/sessions/consent?subject=&all=true`. */
+  | { kind: 'hydra-consent-sessions', subject: string }
+
+export interface Job {
+  id: string
+  target: RevocationTarget
+  /** ms since the epoch. */
+  createdAt: number
+  /** The sid whose logout caused the job, for logs. */
+  sid?: string
+}
+
+export interface NewJob {
+  target: RevocationTarget
+  sid?: string
+  /** Jobs with the same key within `dedupeTtlSeconds` are one job: the first wins. */
+  dedupeKey?: string
+}
+
+export interface ClaimedJob {
+  job: Job
+  /** Including this one. */
+  attempts: number
+  /** Proves this worker still holds the job: complete/retry/bury with a stale lease do nothing. */
+  lease: string
+}
+
+export interface DeadJob extends Job {
+  attempts: number
+  lastError: string
+  buriedAt: number
+}
+
+/** What accepting one logout token did (see {@link RevocationQueue.acceptLogout}). */
+export type LogoutRecord =
+  /** The token's jti was accepted before: nothing was done. */
+  | 'replay'
+  /** The revocation job is queued, and the jti consumed. */
+  | 'queued'
+  /** Another token of the same logout (same dedupe key) queued it already; the jti is consumed. */
+  | 'duplicate'
+  /** Nothing to queue; the jti is consumed. */
+  | 'accepted'
+
+export interface LogoutTokenRecord {
+  issuer: string
+  jti: string
+  /** How long the jti (and the job's dedupe key) are remembered. */
+  rememberSeconds: number
+  /** The revocation this logout causes, if any. */
+  job?: NewJob
+}
+
+export interface QueueCounts {
+  waiting: number
+  active: number
+  dead: number
+}
+
+/**
+ * The durable queue of revocations. A job is claimed with a lease; a worker that dies holding it loses
+ * it to any other worker once the lease runs out, so a job runs at least once and, while leases are
+ * honoured, by one worker at a time. Jobs leave the queue only when done or buried as dead letters.
+ */
+export interface RevocationQueue {
+  /**
+   * Accepts one logout token in a single atomic step: refuses a `jti` already accepted (per issuer,
+   * OIDC BCL §2.6 step 6), queues the token's revocation (unless its dedupe key is taken), and
+   * consumes the `jti`. All or nothing: a failure leaves the token acceptable when the issuer resends
+   * it, and an accepted token always has its revocation recorded.
+   */
+  acceptLogout: (record: LogoutTokenRecord) => Promise<LogoutRecord>
+  /** Records jobs atomically (all or none); `enqueued[i]` is false where a dedupe key was taken. */
+  enqueue: (jobs: readonly NewJob[], dedupeTtlSeconds: number) => Promise<Array<{ id: string, enqueued: boolean }>>
+  /** Claims up to `limit` due jobs, first taking back jobs whose lease ran out. */
+  claim: (limit: number, leaseMs: number) => Promise<ClaimedJob[]>
+  complete: (claimed: ClaimedJob) => Promise<boolean>
+  /** Completes several jobs in one step; returns how many were still held under their lease. */
+  completeAll: (claims: readonly ClaimedJob[]) => Promise<number>
+  /** Puts the job back, due at `dueAt` (ms since the epoch). */
+  retry: (claimed: ClaimedJob, dueAt: number) => Promise<boolean>
+  /** Gives the job up: it moves to the dead letters with its last error. */
+  bury: (claimed: ClaimedJob, lastError: string) => Promise<boolean>
+  /** Hands an unstarted job back at once, its attempt not counted (shutdown). */
+  release: (claimed: ClaimedJob) => Promise<boolean>
+  counts: () => Promise<QueueCounts>
+  /** When the next waiting job is due, or null when none waits. */
+  nextDueAt: () => Promise<number | null>
+  deadLetters: (limit: number) => Promise<DeadJob[]>
+}
+
+const SCRIPTS: LuaScript[] = [
+  {
+    name: 'relayEnqueue',
+    keys: 'variable',
+    // KEYS: waiting (zset id → due ms), jobs (hash id → JSON), then each job's dedupe key (they carry
+    // the queue's hash tag, so they live in this slot too). ARGV: now, dedupe TTL (s), then per job:
+    // id, JSON. All or nothing; returns one 1/0 per job (0: its dedupe key was taken).
+    lua: `
+local out = {}
+for i = 3, #KEYS do
+  local id = ARGV[2 * i - 3]
+  if redis.call('SET', KEYS[i], id, 'NX', 'EX', ARGV[2]) then
+    redis.call('HSET', KEYS[2], id, ARGV[2 * i - 2])
+    redis.call('ZADD', KEYS[1], ARGV[1], id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out`
+  },
+  {
+    name: 'relayAcceptLogout',
+    keys: 'variable',
+    // KEYS: the token's jti record, waiting, jobs, and the job's dedupe key when there is a job (all
+    // under the queue's hash tag). ARGV: remember (s), now, then job id and JSON when there is a job.
+    // Returns -1 for a replay, else 1 when the job was queued, 0 when it was a duplicate or none.
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local queued = 0
+if KEYS[4] and redis.call('SET', KEYS[4], ARGV[3], 'NX', 'EX', ARGV[1]) then
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  queued = 1
+end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return queued`
+  },
+  {
+    name: 'relayClaim',
+    keys: 5,
+    // KEYS: waiting, active (zset id → lease end ms), jobs, leases (hash id → lease), attempts (hash).
+    // ARGV: now, lease end, limit, lease. Jobs whose lease ran out (their worker died) are due again
+    // first. Returns id, JSON, attempts for each job claimed.
+    lua: `
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  local json = redis.call('HGET', KEYS[3], id)
+  if json then
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    redis.call('HSET', KEYS[4], id, ARGV[4])
+    out[#out + 1] = id
+    out[#out + 1] = json
+    out[#out + 1] = redis.call('HINCRBY', KEYS[5], id, 1)
+  end
+end
+return out`
+  },
+  {
+    name: 'relayComplete',
+    keys: 4,
+    // KEYS: active, jobs, leases, attempts. ARGV: id, lease, id, lease, … Each job still held under
+    // its lease is done: every trace of it goes. Returns how many were.
+    lua: `
+local done = 0
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[3], id) == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[4], id)
+    done = done + 1
+  end
+end
+return done`
+  },
+  {
+    name: 'relayRetry',
+    keys: 4,
+    // KEYS: active, waiting, leases, attempts. ARGV: id, lease, due ms, '1' to count the attempt.
+    lua: `
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[4] == '0' then redis.call('HINCRBY', KEYS[4], ARGV[1], -1) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1`
+  },
+  {
+    name: 'relayBury',
+    keys: 5,
+    // KEYS: active, dead (zset id → buried ms), jobs, leases, attempts. ARGV: id, lease, now, JSON
+    // of the dead letter (the job with its attempts and last error).
+    lua: `
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1`
+  }
+]
+
+export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, clock: Clock = Date.now): RevocationQueue {
+  const run = defineScripts(redis, SCRIPTS)
+  const issuerTag = issuerTagger()
+  // One hash tag for the whole queue: every script touches several of these keys at once.
+  const k = {
+    waiting: keys.key('queue', 'revocations', 'waiting'),
+    active: keys.key('queue', 'revocations', 'active'),
+    jobs: keys.key('queue', 'revocations', 'jobs'),
+    leases: keys.key('queue', 'revocations', 'leases'),
+    attempts: keys.key('queue', 'revocations', 'attempts'),
+    dead: keys.key('queue', 'revocations', 'dead'),
+    dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`),
+    jti: (issuer: string, jti: string) => keys.key('queue', 'revocations', `jti:${issuerTag(issuer)}:${jti}`)
+  }
+
+  return {
+    async acceptLogout ({ issuer, jti, rememberSeconds, job }) {
+      const now = clock()
+      const scriptKeys = [k.jti(issuer, jti), k.waiting, k.jobs]
+      const args: Array<string | number> = [rememberSeconds, now]
+      if (job !== undefined) {
+        const created = toJob(job, now)
+        scriptKeys.push(k.dedupe(job.dedupeKey ?? created.id))
+        args.push(created.id, JSON.stringify(created))
+      }
+      const result = await run('relayAcceptLogout', scriptKeys, args)
+      return result === -1 ? 'replay' : job === undefined ? 'accepted' : result === 1 ? 'queued' : 'duplicate'
+    },
+    async enqueue (jobs, dedupeTtlSeconds) {
+      const now = clock()
+      const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey }))
+      const scriptKeys = [k.waiting, k.jobs]
+      const args: Array<string | number> = [now, dedupeTtlSeconds]
+      for (const { job, dedupeKey } of created) {
+        scriptKeys.push(k.dedupe(dedupeKey ?? job.id))
+        args.push(job.id, JSON.stringify(job))
+      }
+      const result = await run('relayEnqueue', scriptKeys, args) as number[]
+      return created.map(({ job }, i) => ({ id: job.id, enqueued: result[i] === 1 }))
+    },
+    async claim (limit, leaseMs) {
+      const now = clock()
+      const lease = randomUUID()
+      const flat = await run('relayClaim', [k.waiting, k.active, k.jobs, k.leases, k.attempts],
+        [now, now + leaseMs, limit, lease]) as Array<string | number>
+      const claimed: ClaimedJob[] = []
+      for (let i = 0; i + 2 < flat.length; i += 3) {
+        claimed.push({ job: JSON.parse(String(flat[i + 1])) as Job, attempts: Number(flat[i + 2]), lease })
+      }
+      return claimed
+    },
+    async complete (claimed) {
+      return await this.completeAll([claimed]) === 1
+    },
+    async completeAll (claims) {
+      if (claims.length === 0) return 0
+      return Number(await run('relayComplete', [k.active, k.jobs, k.leases, k.attempts], claims.flatMap(({ job, lease }) => [job.id, lease])))
+    },
+    async retry ({ job, lease }, dueAt) {
+      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, dueAt, '1']) === 1
+    },
+    async release ({ job, lease }) {
+      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, clock(), '0']) === 1
+    },
+    async bury ({ job, lease, attempts }, lastError) {
+      const now = clock()
+      const dead: DeadJob = { ...job, attempts, lastError, buriedAt: now }
+      return await run('relayBury', [k.active, k.dead, k.jobs, k.leases, k.attempts],
+        [job.id, lease, now, JSON.stringify(dead)]) === 1
+    },
+    async counts () {
+      // One MULTI (the keys share a slot): a job moving between sets is counted exactly once.
+      const replies = await redisCall(redis.multi().zcard(k.waiting).zcard(k.active).zcard(k.dead).exec())
+      const [waiting = 0, active = 0, dead = 0] = (replies ?? []).map(([err, count]) => {
+        if (err !== null) throw storeUnavailable(err)
+        return Number(count)
+      })
+      return { waiting, active, dead }
+    },
+    async nextDueAt () {
+      const first = await redisCall(redis.zrange(k.waiting, '0', '0', 'WITHSCORES'))
+      return first.length === 2 ? Number(first[1]) : null
+    },
+    async deadLetters (limit) {
+      const ids = await redisCall(redis.zrange(k.dead, '0', String(limit - 1)))
+      if (ids.length === 0) return []
+      const values = await redisCall(redis.hmget(k.jobs, ...ids))
+      return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as DeadJob)
+    }
+  }
+}
+
+/** The same queue in process memory: one instance, lost on restart. */
+export function createMemoryRevocationQueue (clock: Clock = Date.now): RevocationQueue {
+  const jobs = new Map<string, Job>()
+  const waiting = new Map<string, number>()
+  const active = new Map<string, { until: number, lease: string }>()
+  const attempts = new Map<string, number>()
+  const dead = new Map<string, DeadJob>()
+  const dedupe = new ExpiringMap<string>(clock)
+  const consumed = new ExpiringMap<true>(clock)
+
+  const holds = (id: string, lease: string): boolean => active.get(id)?.lease === lease
+
+  return {
+    async acceptLogout ({ issuer, jti, rememberSeconds, job }) {
+      const key = `${issuer}\n${jti}`
+      if (consumed.has(key)) return 'replay'
+      let record: LogoutRecord = 'accepted'
+      if (job !== undefined) {
+        const created = toJob(job, clock())
+        record = dedupe.setIfAbsent(job.dedupeKey ?? created.id, created.id, rememberSeconds * 1000) ? 'queued' : 'duplicate'
+        if (record === 'queued') {
+          jobs.set(created.id, created)
+          waiting.set(created.id, clock())
+        }
+      }
+      consumed.set(key, true, rememberSeconds * 1000)
+      return record
+    },
+    async enqueue (newJobs, dedupeTtlSeconds) {
+      const now = clock()
+      return newJobs.map((newJob) => {
+        const job = toJob(newJob, now)
+        const enqueued = dedupe.setIfAbsent(newJob.dedupeKey ?? job.id, job.id, dedupeTtlSeconds * 1000)
+        if (enqueued) {
+          jobs.set(job.id, job)
+          waiting.set(job.id, now)
+        }
+        return { id: job.id, enqueued }
+      })
+    },
+    async claim (limit, leaseMs) {
+      const now = clock()
+      for (const [id, { until }] of active) {
+        if (until <= now) {
+          active.delete(id)
+          waiting.set(id, now)
+        }
+      }
+      const lease = randomUUID()
+      const due = [...waiting].filter(([, dueAt]) => dueAt <= now).sort((a, b) => a[1] - b[1]).slice(0, limit)
+      return due.map(([id]) => {
+        waiting.delete(id)
+        active.set(id, { until: now + leaseMs, lease })
+        const count = (attempts.get(id) ?? 0) + 1
+        attempts.set(id, count)
+        return { job: jobs.get(id) as Job, attempts: count, lease }
+      })
+    },
+    async complete (claimed) {
+      return await this.completeAll([claimed]) === 1
+    },
+    async completeAll (claims) {
+      let done = 0
+      for (const { job, lease } of claims) {
+        if (!holds(job.id, lease)) continue
+        active.delete(job.id)
+        jobs.delete(job.id)
+        attempts.delete(job.id)
+        done++
+      }
+      return done
+    },
+    async retry ({ job, lease }, dueAt) {
+      if (!holds(job.id, lease)) return false
+      active.delete(job.id)
+      waiting.set(job.id, dueAt)
+      return true
+    },
+    async release ({ job, lease, attempts: count }) {
+      if (!holds(job.id, lease)) return false
+      active.delete(job.id)
+      attempts.set(job.id, count - 1)
+      waiting.set(job.id, clock())
+      return true
+    },
+    async bury ({ job, lease, attempts: count }, lastError) {
+      if (!holds(job.id, lease)) return false
+      active.delete(job.id)
+      jobs.delete(job.id)
+      attempts.delete(job.id)
+      dead.set(job.id, { ...job, attempts: count, lastError, buriedAt: clock() })
+      return true
+    },
+    async counts () {
+      return { waiting: waiting.size, active: active.size, dead: dead.size }
+    },
+    async nextDueAt () {
+      let next: number | null = null
+      for (const dueAt of waiting.values()) if (next === null || dueAt < next) next = dueAt
+      return next
+    },
+    async deadLetters (limit) {
+      return [...dead.values()].slice(0, limit)
+    }
+  }
+}
+
+/**
+ * A short stable tag of the issuer, so that two issuers' `jti` values never collide. Remembers the
+ * last issuer's: a relay serves one issuer, so it is hashed once, not for every token.
+ */
+function issuerTagger (): (issuer: string) => string {
+  let last = { issuer: '', tag: '' }
+  return (issuer) => {
+    if (issuer !== last.issuer) last = { issuer, tag: hash('sha256', issuer, 'base64url').slice(0, 12) }
+    return last.tag
+  }
+}
+
+function toJob (newJob: NewJob, now: number): Job {
+  return {
+    id: randomUUID(),
+    target: newJob.target,
+    createdAt: now,
+    ...(newJob.sid !== undefined ? { sid: newJob.sid } : {})
+  }
+}

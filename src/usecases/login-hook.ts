@@ -1,0 +1,97 @@
+import { RelayError } from '../errors.js'
+import { isIdentityId } from './logout.js'
+import { UpstreamError, type HydraAdmin } from '../ory/admin.js'
+import type { RevocationQueue } from '../store/revocation-queue.js'
+import type { SessionIndex } from '../store/session-index.js'
+
+/** Who logged in, and to which Hydra login session — given directly or as Hydra's login challenge. */
+export type LoginHookInput =
+  | { identityId: string, sid: string }
+  | { identityId: string, loginChallenge: string }
+
+const MAX_SID_LENGTH = 1024
+const MAX_CHALLENGE_LENGTH = 4096
+
+function invalid (field: string, message: string): RelayError {
+  return new RelayError('ERR_HOOK_BODY_INVALID', message, { field })
+}
+
+function optionalString (body: Record<string, unknown>, field: string, maxLength: number): string | undefined {
+  const value = body[field]
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string' || value === '' || value.length > maxLength) {
+    throw invalid(field, `${field} must be a non-empty string of at most ${maxLength} characters`)
+  }
+  return value
+}
+
+/**
+ * Reads the hook's JSON body: `{"identity_id", "sid"}` or `{"identity_id", "login_challenge"}`.
+ * Other members are ignored. Each error names the field at fault.
+ */
+export function parseLoginHookBody (body: unknown): LoginHookInput {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw invalid('body', 'the body must be a JSON object')
+  }
+  const fields = body as Record<string, unknown>
+  const identityId = fields['identity_id']
+  if (identityId === undefined || identityId === null || identityId === '') throw invalid('identity_id', 'identity_id is required')
+  if (!isIdentityId(identityId)) throw invalid('identity_id', 'identity_id must be a Kratos identity id (a UUID)')
+  const sid = optionalString(fields, 'sid', MAX_SID_LENGTH)
+  const loginChallenge = optionalString(fields, 'login_challenge', MAX_CHALLENGE_LENGTH)
+  if (sid !== undefined && loginChallenge !== undefined) throw invalid('sid', 'give sid or login_challenge, not both')
+  if (sid !== undefined) return { identityId: identityId.toLowerCase(), sid }
+  if (loginChallenge !== undefined) return { identityId: identityId.toLowerCase(), loginChallenge }
+  throw invalid('login_challenge', 'sid or login_challenge is required')
+}
+
+export interface LoginHookDeps {
+  index: SessionIndex
+  queue: RevocationQueue
+  hydra: Pick<HydraAdmin, 'loginSessionId'>
+  onEnqueued: () => void
+  /** How long the late revocation dedupes with the logout tokens of the same sid. */
+  rememberSeconds: number
+}
+
+export interface LoginHookResult {
+  sid: string
+  /** A logout for this sid arrived before its login was indexed: the revocation is now queued. */
+  lateLogout: boolean
+}
+
+/**
+ * Indexes a login: resolves the sid (from Hydra when a login challenge is given) and stores
+ * sid → identity. When a logout for that sid came first, queues the revocation it could not make
+ * then. Idempotent, so that a hook retried after a failure does no harm.
+ */
+export async function indexLogin (deps: LoginHookDeps, input: LoginHookInput): Promise<LoginHookResult> {
+  const sid = 'sid' in input ? input.sid : await sessionIdOf(deps.hydra, input.loginChallenge)
+  const { loggedOut } = await deps.index.add(sid, input.identityId)
+  if (!loggedOut) return { sid, lateLogout: false }
+
+  const [queued] = await deps.queue.enqueue([{
+    target: { kind: 'kratos-sessions', identityId: input.identityId },
+    sid,
+    dedupeKey: `sid:${sid}`
+  }], deps.rememberSeconds)
+  if (queued?.enqueued === true) deps.onEnqueued()
+  await deps.index.forgetLogout(sid)
+  return { sid, lateLogout: true }
+}
+
+async function sessionIdOf (hydra: Pick<HydraAdmin, 'loginSessionId'>, loginChallenge: string): Promise<string> {
+  let sid: string | null
+  try {
+    sid = await hydra.loginSessionId(loginChallenge)
+  } catch (err) {
+    if (err instanceof UpstreamError) {
+      throw new RelayError('ERR_HYDRA_UNAVAILABLE', "Hydra's admin API cannot resolve the login challenge right now", { cause: err })
+    }
+    throw err
+  }
+  if (sid === null) {
+    throw new RelayError('ERR_LOGIN_CHALLENGE_UNKNOWN', 'Hydra does not know this login_challenge', { field: 'login_challenge' })
+  }
+  return sid
+}

@@ -1,0 +1,71 @@
+import { tokenRejected } from '../errors.js'
+import type { LogoutTokenVerifier } from '../token/logout-token.js'
+import type { NewJob, RevocationQueue } from '../store/revocation-queue.js'
+import type { SessionIndex } from '../store/session-index.js'
+import { isUuid } from '../uuid.js'
+
+/** Kratos identity ids are UUIDs; a value that is not one cannot name a Kratos identity. */
+export function isIdentityId (value: unknown): value is string {
+  return isUuid(value)
+}
+
+export interface LogoutDeps {
+  verify: LogoutTokenVerifier
+  index: SessionIndex
+  queue: RevocationQueue
+  /** Wakes the local worker after an enqueue. */
+  onEnqueued: () => void
+  /**
+   * How long a `jti` and a sid's revocation are remembered: as long as any token of the same logout
+   * could still be accepted (maximum age plus the clock tolerance on either side).
+   */
+  rememberSeconds: number
+}
+
+export type LogoutResult =
+  /** A revocation of every Kratos session of the identity is queued durably. */
+  | { outcome: 'queued', identityId: string, resolvedBy: 'sid' | 'sub' }
+  /** Another token of the same logout (another client of the same sid) already queued it. */
+  | { outcome: 'duplicate', identityId: string }
+  /** Nobody to revoke now; a login hook arriving late for the sid will revoke at once. */
+  | { outcome: 'unresolved' }
+
+/**
+ * Accepts one back-channel logout: validates the token, resolves the identity (sid index first, then
+ * a `sub` that is a Kratos identity id), then in one atomic step refuses a replayed `jti`, queues one
+ * revocation per sid and consumes the `jti` — so a failure anywhere leaves the token acceptable when
+ * the issuer resends it, and the answer 200 always means the revocation is recorded durably.
+ */
+export async function acceptLogout (deps: LogoutDeps, token: string): Promise<LogoutResult> {
+  const claims = await deps.verify(token)
+
+  const subjectIdentity = isIdentityId(claims.sub) ? claims.sub.toLowerCase() : null
+  let identityId = subjectIdentity
+  let resolvedBy: 'sid' | 'sub' = 'sub'
+  if (claims.sid !== undefined) {
+    const indexed = await deps.index.resolve(claims.sid, subjectIdentity === null)
+    if (indexed !== null) {
+      identityId = indexed
+      resolvedBy = 'sid'
+    }
+  }
+
+  const job: NewJob | undefined = identityId === null
+    ? undefined
+    : {
+        target: { kind: 'kratos-sessions', identityId },
+        ...(claims.sid !== undefined ? { sid: claims.sid } : {}),
+        dedupeKey: claims.sid !== undefined ? `sid:${claims.sid}` : `jti:${claims.jti}`
+      }
+  const record = await deps.queue.acceptLogout({
+    issuer: claims.iss,
+    jti: claims.jti,
+    rememberSeconds: deps.rememberSeconds,
+    ...(job !== undefined ? { job } : {})
+  })
+  if (record === 'replay') throw tokenRejected('replay', 'logout_token was already used (jti)')
+  if (identityId === null) return { outcome: 'unresolved' }
+  if (record === 'duplicate') return { outcome: 'duplicate', identityId }
+  deps.onEnqueued()
+  return { outcome: 'queued', identityId, resolvedBy }
+}

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto'
+import { pino } from 'pino'
+import t from 'tap'
+import { UpstreamError } from '../../src/ory/admin.js'
+import { createMemoryRevocationQueue, type RevocationTarget } from '../../src/store/revocation-queue.js'
+import { RevocationWorker, backoffDelay, type JobOutcome, type RevocationWorkerOptions } from '../../src/revocation/worker.js'
+import { eventually } from '../helper.js'
+
+function setup (t: { teardown: (fn: () => unknown) => void }, execute: RevocationWorkerOptions['execute'], overrides: Partial<RevocationWorkerOptions> = {}) {
+  const queue = createMemoryRevocationQueue()
+  const outcomes: JobOutcome[] = []
+  const worker = new RevocationWorker({
+    queue,
+    execute,
+    log: pino({ level: 'silent' }),
+    maxAttempts: 5,
+    maxAgeMs: 60_000,
+    concurrency: 4,
+    leaseMs: 5000,
+    backoffBaseMs: 10,
+    backoffMaxMs: 40,
+    pollIntervalMs: 20,
+    onOutcome: (outcome) => outcomes.push(outcome),
+    ...overrides
+  })
+  worker.start()
+  t.teardown(() => worker.stop())
+  const enqueue = async (count = 1) => {
+    const jobs = Array.from({ length: count }, () => ({ target: { kind: 'kratos-sessions', identityId: randomUUID() } as RevocationTarget }))
+    await queue.enqueue(jobs, 60)
+    worker.notify()
+  }
+  return { queue, worker, outcomes, enqueue }
+}
+
+t.test('backoff grows exponentially, with jitter, up to the cap', async (t) => {
+  t.equal(backoffDelay(1, 1000, 60_000, () => 0), 500)
+  t.equal(backoffDelay(1, 1000, 60_000, () => 1), 1000)
+  t.equal(backoffDelay(4, 1000, 60_000, () => 1), 8000)
+  t.equal(backoffDelay(30, 1000, 60_000, () => 1), 60_000)
+  t.equal(backoffDelay(30, 1000, 60_000, () => 0), 30_000)
+})
+
+t.test('runs each job once and completes it', async (t) => {
+  const seen: string[] = []
+  const { queue, outcomes, enqueue } = setup(t, async (target) => { if (target.kind === 'kratos-sessions') seen.push(target.identityId) })
+  await enqueue(10)
+  t.ok(await eventually(() => outcomes.length === 10))
+  t.equal(new Set(seen).size, 10)
+  t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
+})
+
+t.test('retries transient failures with backoff until they succeed', async (t) => {
+  let calls = 0
+  const { queue, outcomes, enqueue } = setup(t, async () => {
+    if (++calls < 3) throw new UpstreamError('kratos', true, 503, 'kratos DELETE: HTTP 503')
+  })
+  await enqueue()
+  t.ok(await eventually(() => outcomes.includes('succeeded')))
+  t.same(outcomes, ['retried', 'retried', 'succeeded'])
+  t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
+})
+
+t.test('retries refusals too, and buries a job after its last attempt', async (t) => {
+  let calls = 0
+  const { queue, outcomes, enqueue } = setup(t, async () => {
+    calls++
+    throw new UpstreamError('kratos', false, 403, 'kratos DELETE: HTTP 403')
+  }, { maxAttempts: 3 })
+  await enqueue()
+  t.ok(await eventually(() => outcomes.includes('dead_lettered')))
+  t.equal(calls, 3)
+  t.same(outcomes, ['retried', 'retried', 'dead_lettered'])
+  const [letter] = await queue.deadLetters(1)
+  t.equal(letter?.lastError, 'kratos DELETE: HTTP 403')
+  t.equal(letter?.attempts, 3)
+})
+
+t.test('buries a job older than the maximum age at its next failure', async (t) => {
+  let now = Date.now()
+  const { outcomes, enqueue } = setup(t, async () => {
+    now += 120_000
+    throw new UpstreamError('kratos', true, undefined, 'kratos DELETE: ECONNREFUSED')
+  }, { clock: () => now, maxAttempts: 100 })
+  await enqueue()
+  t.ok(await eventually(() => outcomes.includes('dead_lettered')))
+  t.same(outcomes, ['dead_lettered'])
+})
+
+t.test('never runs more jobs at once than its concurrency', async (t) => {
+  let running = 0
+  let peak = 0
+  const { outcomes, enqueue } = setup(t, async () => {
+    peak = Math.max(peak, ++running)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    running--
+  }, { concurrency: 3 })
+  await enqueue(20)
+  t.ok(await eventually(() => outcomes.length === 20))
+  t.equal(peak, 3)
+})
+
+t.test('stop() waits for the jobs in flight and leaves the rest queued', async (t) => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let started = 0
+  const { queue, worker, outcomes, enqueue } = setup(t, async () => {
+    started++
+    await gate
+  }, { concurrency: 2 })
+  await enqueue(5)
+  t.ok(await eventually(() => started === 2))
+  const stopped = worker.stop()
+  let done = false
+  stopped.then(() => { done = true }, () => {})
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(done, false, 'still waiting for the two in flight')
+  release()
+  await stopped
+  t.same(outcomes, ['succeeded', 'succeeded'])
+  t.same(await queue.counts(), { waiting: 3, active: 0, dead: 0 })
+})

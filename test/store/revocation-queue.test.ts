@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob, type RevocationQueue } from '../../src/store/revocation-queue.js'
+import { backends } from '../helpers/backends.js'
+
+const revoke = (identityId = randomUUID(), dedupeKey?: string): NewJob => ({
+  target: { kind: 'kratos-sessions', identityId },
+  ...(dedupeKey !== undefined ? { dedupeKey } : {})
+})
+
+for (const backend of await backends(t)) {
+  const make = () => {
+    const clock = { now: Date.now() }
+    const queue: RevocationQueue = backend.redis === undefined
+      ? createMemoryRevocationQueue(() => clock.now)
+      : createRedisRevocationQueue(backend.redis, backend.keys(), () => clock.now)
+    return { queue, clock }
+  }
+
+  t.test(`${backend.name}: enqueue, claim, complete`, async (t) => {
+    const { queue } = make()
+    const identityId = randomUUID()
+    const [entry] = await queue.enqueue([{ ...revoke(identityId), sid: 'sid-1' }], 60)
+    t.equal(entry?.enqueued, true)
+    t.same(await queue.counts(), { waiting: 1, active: 0, dead: 0 })
+    const claimed = await queue.claim(10, 30_000)
+    t.equal(claimed.length, 1)
+    t.same(claimed[0]?.job.target, { kind: 'kratos-sessions', identityId })
+    t.equal(claimed[0]?.job.sid, 'sid-1')
+    t.equal(claimed[0]?.job.id, entry?.id)
+    t.equal(claimed[0]?.attempts, 1)
+    t.same(await queue.counts(), { waiting: 0, active: 1, dead: 0 })
+    t.same(await queue.claim(10, 30_000), [], 'a claimed job is not handed out twice')
+    t.equal(await queue.complete(claimed[0]!), true)
+    t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
+    t.equal(await queue.complete(claimed[0]!), false, 'completing twice does nothing')
+  })
+
+  t.test(`${backend.name}: dedupe keys, all-or-nothing batches`, async (t) => {
+    const { queue, clock } = make()
+    const first = await queue.enqueue([revoke(undefined, 'sid:x'), revoke(undefined, 'sid:y')], 60)
+    t.same(first.map((entry) => entry.enqueued), [true, true])
+    const second = await queue.enqueue([revoke(undefined, 'sid:x'), revoke(undefined, 'sid:z')], 60)
+    t.same(second.map((entry) => entry.enqueued), [false, true])
+    t.equal((await queue.counts()).waiting, 3)
+    t.same((await queue.enqueue([revoke(), revoke()], 60)).map((entry) => entry.enqueued), [true, true], 'no key: never a duplicate')
+    if (backend.redis === undefined) {
+      clock.now += 61_000
+      t.same((await queue.enqueue([revoke(undefined, 'sid:x')], 60)).map((entry) => entry.enqueued), [true], 'the key expires')
+    }
+  })
+
+  t.test(`${backend.name}: claims respect the limit and the due time`, async (t) => {
+    const { queue, clock } = make()
+    await queue.enqueue([revoke(), revoke(), revoke(), revoke(), revoke()], 60)
+    t.equal((await queue.claim(2, 30_000)).length, 2)
+    const rest = await queue.claim(10, 30_000)
+    t.equal(rest.length, 3)
+    const [job] = rest
+    t.equal(await queue.retry(job!, clock.now + 5000), true)
+    t.equal(await queue.nextDueAt(), clock.now + 5000)
+    t.same(await queue.claim(10, 30_000), [], 'not due yet')
+    clock.now += 5000
+    const again = await queue.claim(10, 30_000)
+    t.equal(again.length, 1)
+    t.equal(again[0]?.attempts, 2, 'the retry counted as an attempt')
+    t.equal(await queue.release(again[0]!), true)
+    t.equal((await queue.claim(10, 30_000))[0]?.attempts, 2, 'a released job does not count the attempt')
+  })
+
+  t.test(`${backend.name}: a job whose lease ran out goes to the next worker, once`, async (t) => {
+    const { queue, clock } = make()
+    await queue.enqueue([revoke()], 60)
+    const [dead] = await queue.claim(1, 1000)
+    clock.now += 999
+    t.same(await queue.claim(1, 1000), [], 'still leased')
+    clock.now += 2
+    const [taken] = await queue.claim(1, 1000)
+    t.equal(taken?.job.id, dead?.job.id)
+    t.equal(taken?.attempts, 2)
+    t.not(taken?.lease, dead?.lease)
+    t.equal(await queue.complete(dead!), false, 'the stale holder cannot complete')
+    t.equal(await queue.retry(dead!, clock.now), false, 'nor retry')
+    t.equal(await queue.bury(dead!, 'x'), false, 'nor bury')
+    t.equal(await queue.complete(taken!), true)
+    t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
+  })
+
+  t.test(`${backend.name}: dead letters keep the job and its last error`, async (t) => {
+    const { queue } = make()
+    const identityId = randomUUID()
+    await queue.enqueue([revoke(identityId)], 60)
+    const [job] = await queue.claim(1, 1000)
+    t.equal(await queue.bury(job!, 'kratos DELETE: HTTP 403'), true)
+    t.same(await queue.counts(), { waiting: 0, active: 0, dead: 1 })
+    const [letter] = await queue.deadLetters(10)
+    t.equal(letter?.lastError, 'kratos DELETE: HTTP 403')
+    t.equal(letter?.attempts, 1)
+    t.same(letter?.target, { kind: 'kratos-sessions', identityId })
+    t.equal(await queue.nextDueAt(), null)
+  })
+
+  t.test(`${backend.name}: accepting a logout token queues its job and consumes its jti, once per issuer`, async (t) => {
+    const { queue } = make()
+    const jti = randomUUID()
+    const job = revoke(randomUUID(), 'sid:s1')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 60, job }), 'queued')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 60, job }), 'replay', 'the same jti again')
+    t.equal((await queue.counts()).waiting, 1, 'a replay queues nothing')
+    t.equal(await queue.acceptLogout({ issuer: 'https://b/', jti, rememberSeconds: 60, job }), 'duplicate', 'another issuer has its own jti space; the sid dedupes')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti: randomUUID(), rememberSeconds: 60, job: revoke(randomUUID(), 'sid:s1') }), 'duplicate',
+      'another client\'s token of the same logout')
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti: randomUUID(), rememberSeconds: 60 }), 'accepted', 'nothing to queue')
+    t.equal((await queue.counts()).waiting, 1)
+  })
+
+  t.test(`${backend.name}: a consumed jti is forgotten after its time`, async (t) => {
+    const { queue, clock } = make()
+    const jti = randomUUID()
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 1 }), 'accepted')
+    clock.now += 1500
+    if (backend.redis !== undefined) await new Promise((resolve) => setTimeout(resolve, 1100))
+    t.equal(await queue.acceptLogout({ issuer: 'https://a/', jti, rememberSeconds: 1 }), 'accepted')
+  })
+
+  t.test(`${backend.name}: several jobs are completed in one step, only those still held`, async (t) => {
+    const { queue, clock } = make()
+    await queue.enqueue([revoke(), revoke(), revoke()], 60)
+    const claims = [...await queue.claim(2, 10_000), ...await queue.claim(1, 1000)]
+    clock.now += 1001
+    const [retaken] = await queue.claim(1, 1000)
+    t.ok(retaken, 'one lease ran out and the job went to another worker')
+    t.equal(await queue.completeAll(claims), 2, 'the two still held are completed')
+    t.equal(await queue.completeAll([]), 0)
+    t.same(await queue.counts(), { waiting: 0, active: 1, dead: 0 })
+  })
+}
