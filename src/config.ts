@@ -1,14 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
-
-/**
- * Signature algorithms a logout token may use. Symmetric (HS*) and `none` are absent on purpose: a
- * back-channel logout token is signed with the issuer's private key and checked against its JWKS
- * (OIDC Back-Channel Logout 1.0 §2.6 step 2).
- */
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'
-] as const
+import { JWS_ALGORITHM_NAMES, isJwsAlgorithm } from './token/algorithms.js'
 
 /** Variables that hold secrets: each may instead be read from the file named by `<NAME>_FILE`. */
 export const SECRET_VARIABLES = [
@@ -91,10 +83,10 @@ const envSchema = z.object({
   OIDC_AUDIENCES: list,
   OIDC_ALGORITHMS: list.transform((items) => items.length > 0 ? items : ['RS256']).superRefine((items, ctx) => {
     for (const alg of items) {
-      if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
+      if (!isJwsAlgorithm(alg)) {
         ctx.addIssue({
           code: 'custom',
-          message: `"${alg}" is not allowed: logout tokens must be signed with the issuer's private key (one of ${ASYMMETRIC_ALGORITHMS.join(', ')})`
+          message: `"${alg}" is not allowed: logout tokens must be signed with the issuer's private key (one of ${JWS_ALGORITHM_NAMES.join(', ')})`
         })
       }
     }

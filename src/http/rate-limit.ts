@@ -1,4 +1,4 @@
-import type { Clock } from '../store/expiring-map.js'
+import type { Clock } from '../clock.js'
 
 /**
  * Fixed-window counters in this process's memory: cheap enough for every request, and per replica

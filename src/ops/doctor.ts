@@ -1,6 +1,7 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { ConfigError, loadConfig, redactUrl, type Config, type ReadSecretFile } from '../config.js'
-import { discoveryUrl } from '../token/issuer-keys.js'
+import { createRedisClient } from '../store/redis.js'
+import { algorithmsForJwk } from '../token/algorithms.js'
+import { discoveryUrl, fetchDiscovery } from '../token/discovery.js'
 
 /**
  * `pass` and `fail` are plain; `warn` is a setting that works but loses something an operator
@@ -122,25 +123,11 @@ export function maskSecret (secret: string): string {
 // ---- Redis ---------------------------------------------------------------------------------------
 
 /**
- * The doctor's own connection: fails fast (no reconnect, no offline queue) instead of the service's
- * patient one.
+ * The doctor's connection: the service's own options (`createRedisClient`), failing fast instead of
+ * reconnecting.
  */
 export const connectRedis: ConnectRedis = async (options, timeoutMs) => {
-  const common = {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: timeoutMs,
-    commandTimeout: timeoutMs,
-    ...(options.tls ? { tls: {} } : {})
-  } satisfies RedisOptions
-  const client = options.clusterNodes.length > 0
-    ? new Cluster(options.clusterNodes.map((node) => {
-      const [host, port] = node.split(':')
-      return { host: host ?? '', port: Number(port) }
-    }), { lazyConnect: true, enableOfflineQueue: false, clusterRetryStrategy: () => null, redisOptions: common })
-    : new Redis(options.url ?? '', common)
+  const client = createRedisClient(options, undefined, { timeoutMs })
   // connect() rejects with "Connection is closed" alone; the error event says why.
   let cause: Error | undefined
   client.on('error', (err: Error) => { cause = err })
@@ -294,14 +281,6 @@ async function getJson (fetchImpl: typeof fetch, url: string, timeoutMs: number,
   return { status: response.status, body }
 }
 
-/** The algorithms a JWK of this key type can verify, for keys that name no `alg`. */
-function algorithmsOfKeyType (kty: unknown, crv: unknown): string[] {
-  if (kty === 'RSA') return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
-  if (kty === 'EC') return crv === 'P-256' ? ['ES256'] : crv === 'P-384' ? ['ES384'] : crv === 'P-521' ? ['ES512'] : []
-  if (kty === 'OKP') return crv === 'Ed25519' ? ['EdDSA', 'Ed25519'] : []
-  return []
-}
-
 async function checkIssuer (config: Config, fetchImpl: typeof fetch, timeoutMs: number): Promise<CheckResult[]> {
   const { issuer, jwksUrl, algorithms } = config.oidc
   const results: CheckResult[] = []
@@ -321,8 +300,9 @@ async function checkIssuer (config: Config, fetchImpl: typeof fetch, timeoutMs: 
         fix: 'set OIDC_ISSUER to Hydra\'s urls.self.issuer, and make Hydra\'s public port reachable from the relay — or set OIDC_JWKS_URL (e.g. http://hydra:4444/.well-known/jwks.json)'
       }
   try {
-    const { status, body } = await getJson(fetchImpl, url, timeoutMs)
-    const document = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
+    const answer = await fetchDiscovery(issuer, fetchImpl, timeoutMs)
+    const { status } = answer
+    const document = answer.document ?? {}
     if (status !== 200) {
       results.push(discoveryFailed(`answered ${status}`))
     } else if (typeof document['issuer'] !== 'string') {
@@ -378,7 +358,7 @@ async function checkIssuer (config: Config, fetchImpl: typeof fetch, timeoutMs: 
       typeof key === 'object' && key !== null && (key as Record<string, unknown>)['use'] !== 'enc')
     const usable = signing.filter((key) => typeof key['alg'] === 'string'
       ? algorithms.includes(key['alg'])
-      : algorithmsOfKeyType(key['kty'], key['crv']).some((alg) => algorithms.includes(alg)))
+      : algorithmsForJwk(key['kty'], key['crv']).some((alg) => algorithms.includes(alg)))
     if (usable.length === 0) {
       const seen = [...new Set(signing.map((key) => typeof key['alg'] === 'string' ? key['alg'] : `${String(key['kty'])} without alg`))]
       results.push({

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino'
-import type { Clock } from '../store/expiring-map.js'
-import { UpstreamError } from '../ory/admin.js'
+import type { Clock } from '../clock.js'
 import type { ClaimedJob, Job, RevocationQueue, RevocationTarget } from '../store/revocation-queue.js'
+import { isRevocationFailure } from './failure.js'
 
 export type JobOutcome = 'succeeded' | 'retried' | 'dead_lettered'
 
 export interface RevocationWorkerOptions {
   queue: RevocationQueue
-  /** Performs one revocation; throws when it did not happen. */
+  /** Performs one revocation; throws when it did not happen (a `RevocationFailure` says whether retrying can cure it). */
   execute: (target: RevocationTarget) => Promise<void>
   log: Logger
   /** After this many attempts a job becomes a dead letter. */
@@ -174,8 +174,8 @@ export class RevocationWorker {
     try {
       await this.#options.execute(job.target)
     } catch (err) {
-      const upstream = err instanceof UpstreamError ? err : undefined
-      const message = upstream?.message ?? `unexpected error: ${(err as Error).message}`
+      const failure = isRevocationFailure(err) ? err : undefined
+      const message = failure?.message ?? `unexpected error: ${(err as Error).message}`
       const age = clock() - job.createdAt
       if (attempts >= this.#options.maxAttempts || age >= this.#options.maxAgeMs) {
         await queue.bury(claimed, message)
@@ -185,7 +185,7 @@ export class RevocationWorker {
       }
       const delay = backoffDelay(attempts, this.#options.backoffBaseMs, this.#options.backoffMaxMs, this.#options.random)
       await queue.retry(claimed, clock() + delay)
-      if (upstream?.transient === true) {
+      if (failure?.kind === 'transient') {
         log.warn({ ...fields, error: message, retryInMs: delay }, 'revocation failed; will retry')
       } else {
         log.error({ ...fields, error: message, retryInMs: delay }, 'revocation refused (check the admin URL and token); will retry')

@@ -1,5 +1,4 @@
-/** Milliseconds since the epoch; injected wherever time matters so that tests can move it. */
-export type Clock = () => number
+import type { Clock } from '../clock.js'
 
 /**
  * A Map whose entries expire, for the in-memory store (one instance, nothing durable). Expired

@@ -13,20 +13,31 @@ export interface RedisConnectionOptions {
 }
 
 /**
+ * A connection that fails fast, for a check (`doctor`): it connects only when asked, never
+ * reconnects, and gives up on a command after `timeoutMs`.
+ */
+export interface ProbeConnection {
+  timeoutMs: number
+}
+
+/**
  * Opens the connection to a single Redis (`url`) or a Redis Cluster (`clusterNodes`). Commands fail
  * at once while the connection is down, and a command whose connection broke is never sent again
  * after a reconnect: a caller that was told "failed" must be able to trust that nothing was written
- * later behind its back.
+ * later behind its back. With `probe`, the same connection fails fast instead of reconnecting
+ * (see {@link ProbeConnection}); `doctor` checks Redis with exactly the service's options otherwise.
  */
-export function createRedisClient (options: RedisConnectionOptions, log: Logger): RedisClient {
+export function createRedisClient (options: RedisConnectionOptions, log: Logger | undefined, probe?: ProbeConnection): RedisClient {
+  const reconnect = (attempt: number): number | null => probe === undefined ? Math.min(100 * attempt, 2000) : null
   const common = {
     enableOfflineQueue: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: options.commandTimeoutMs ?? 2000,
-    connectTimeout: 5000,
+    commandTimeout: probe?.timeoutMs ?? options.commandTimeoutMs ?? 2000,
+    connectTimeout: probe?.timeoutMs ?? 5000,
     enableAutoPipelining: true,
-    retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+    lazyConnect: probe !== undefined,
+    retryStrategy: reconnect,
     ...(options.tls === true ? { tls: {} } : {})
   } satisfies RedisOptions
   let client: RedisClient
@@ -34,8 +45,9 @@ export function createRedisClient (options: RedisConnectionOptions, log: Logger)
     const clusterOptions = {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
+      lazyConnect: probe !== undefined,
       scaleReads: 'master',
-      clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+      clusterRetryStrategy: reconnect,
       redisOptions: common
     } satisfies ClusterOptions
     client = new Cluster(options.clusterNodes.map((node) => {
@@ -47,7 +59,7 @@ export function createRedisClient (options: RedisConnectionOptions, log: Logger)
   } else {
     throw new TypeError('createRedisClient needs a url or cluster nodes')
   }
-  watchConnection(client, log, options.url !== undefined ? redactUrl(options.url) : options.clusterNodes?.join(','))
+  if (log !== undefined) watchConnection(client, log, options.url !== undefined ? redactUrl(options.url) : options.clusterNodes?.join(','))
   return client
 }
 

@@ -1,5 +1,6 @@
 import { hash, randomUUID } from 'node:crypto'
-import { ExpiringMap, type Clock } from './expiring-map.js'
+import type { Clock } from '../clock.js'
+import { ExpiringMap } from './expiring-map.js'
 import { storeUnavailable } from '../errors.js'
 import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
 

@@ -1,4 +1,5 @@
-import { ExpiringMap, type Clock } from './expiring-map.js'
+import type { Clock } from '../clock.js'
+import { ExpiringMap } from './expiring-map.js'
 import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
 
 /** A sid the index knows for an identity, and when its mapping expires (ms since the epoch). */

@@ -3,6 +3,7 @@ import {
   type ExportedJWKSCache, type JWTVerifyGetKey
 } from 'jose'
 import { RelayError } from '../errors.js'
+import { fetchDiscovery } from './discovery.js'
 
 export interface IssuerKeysOptions {
   /** The exact issuer; its discovery document names the JWKS when `jwksUrl` is not given. */
@@ -77,27 +78,16 @@ export function createIssuerKeys (options: IssuerKeysOptions): JWTVerifyGetKey {
   }
 }
 
-/** OpenID Connect Discovery 1.0 §4: `<issuer>/.well-known/openid-configuration`, trailing slash removed. */
-export function discoveryUrl (issuer: string): string {
-  return `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`
-}
-
 async function resolveJwksUrl (
   issuer: string, jwksUrl: string | undefined, fetchImpl: typeof fetch, timeoutMs: number
 ): Promise<string> {
   if (jwksUrl !== undefined) return jwksUrl
-  const url = discoveryUrl(issuer)
-  const response = await fetchImpl(url, {
-    headers: { accept: 'application/json' },
-    redirect: 'manual',
-    signal: AbortSignal.timeout(timeoutMs)
-  })
-  if (response.status !== 200) {
-    throw new RelayError('ERR_JWKS_UNAVAILABLE', `the discovery document ${url} answered ${response.status}`)
+  const { url, status, document } = await fetchDiscovery(issuer, fetchImpl, timeoutMs)
+  if (status !== 200) {
+    throw new RelayError('ERR_JWKS_UNAVAILABLE', `the discovery document ${url} answered ${status}`)
   }
-  const document = await response.json() as { jwks_uri?: unknown }
-  if (typeof document.jwks_uri !== 'string') {
+  if (typeof document?.['jwks_uri'] !== 'string') {
     throw new RelayError('ERR_JWKS_UNAVAILABLE', `the discovery document ${url} has no jwks_uri`)
   }
-  return document.jwks_uri
+  return document['jwks_uri']
 }

@@ -1,22 +1,5 @@
 import { KeyObject, constants, verify, type webcrypto } from 'node:crypto'
-
-/**
- * How each asymmetric JWS algorithm (RFC 7518 §3, RFC 8037) verifies with Node's crypto: the digest,
- * the key type it needs, and the padding or signature encoding.
- */
-const ALGORITHMS: Record<string, { digest: string | null, keyType: 'rsa' | 'ec' | 'ed25519', curve?: string, pss?: true }> = {
-  RS256: { digest: 'sha256', keyType: 'rsa' },
-  RS384: { digest: 'sha384', keyType: 'rsa' },
-  RS512: { digest: 'sha512', keyType: 'rsa' },
-  PS256: { digest: 'sha256', keyType: 'rsa', pss: true },
-  PS384: { digest: 'sha384', keyType: 'rsa', pss: true },
-  PS512: { digest: 'sha512', keyType: 'rsa', pss: true },
-  ES256: { digest: 'sha256', keyType: 'ec', curve: 'prime256v1' },
-  ES384: { digest: 'sha384', keyType: 'ec', curve: 'secp384r1' },
-  ES512: { digest: 'sha512', keyType: 'ec', curve: 'secp521r1' },
-  EdDSA: { digest: null, keyType: 'ed25519' },
-  Ed25519: { digest: null, keyType: 'ed25519' }
-}
+import { algorithmSpec } from './algorithms.js'
 
 /** RSA keys shorter than this are refused (RFC 7518 §3.3, §3.5). */
 const MIN_RSA_BITS = 2048
@@ -40,7 +23,7 @@ export function keyObjectOf (key: unknown): KeyObject | undefined {
 
 /** Whether the key can verify `alg` at all: its type, its curve, and for RSA at least 2048 bits. */
 export function keyFitsAlgorithm (key: KeyObject, alg: string): boolean {
-  const spec = ALGORITHMS[alg]
+  const spec = algorithmSpec(alg)
   if (spec === undefined || key.type !== 'public') return false
   const type = key.asymmetricKeyType
   const details = key.asymmetricKeyDetails
@@ -60,7 +43,7 @@ export function keyFitsAlgorithm (key: KeyObject, alg: string): boolean {
  * microseconds on the event loop, far less than a round trip through WebCrypto's thread pool.
  */
 export function verifyJwsSignature (signingInput: string, signature: Buffer, alg: string, key: KeyObject): boolean {
-  const spec = ALGORITHMS[alg]
+  const spec = algorithmSpec(alg)
   if (spec === undefined || !keyFitsAlgorithm(key, alg)) return false
   const data = Buffer.from(signingInput, 'latin1')
   try {

@@ -1,5 +1,6 @@
 import { errors, type CompactJWSHeaderParameters, type JWTVerifyGetKey } from 'jose'
 import { isRelayError, tokenRejected } from '../errors.js'
+import { isJwsAlgorithm } from './algorithms.js'
 import { keyObjectOf, verifyJwsSignature } from './jws.js'
 
 /** The event member every logout token carries (OIDC Back-Channel Logout 1.0 §2.4). */
@@ -28,7 +29,7 @@ export interface LogoutTokenVerifierOptions {
   issuer: string
   /** Client ids accepted in `aud`; empty accepts any. */
   audiences: readonly string[]
-  /** Allowed `alg` values; `none` and HS* are dropped whatever is passed. */
+  /** Allowed `alg` values; any not in the algorithm table (`none`, HS*) is dropped whatever is passed. */
   algorithms: readonly string[]
   maxAgeSeconds: number
   clockToleranceSeconds: number
@@ -49,7 +50,8 @@ export type LogoutTokenVerifier = (token: string) => Promise<LogoutClaims>
  * with a {@link TokenRejection} reason; only keys that cannot be loaded are `ERR_JWKS_UNAVAILABLE`.
  */
 export function createLogoutTokenVerifier (options: LogoutTokenVerifierOptions): LogoutTokenVerifier {
-  const algorithms = options.algorithms.filter((alg) => alg !== 'none' && !/^HS/i.test(alg))
+  // Only the table's asymmetric algorithms, whatever is passed: never `none` or HS*.
+  const algorithms = options.algorithms.filter(isJwsAlgorithm)
   const now = options.now ?? Date.now
   const audiences = new Set(options.audiences)
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
 import t from 'tap'
-import { UpstreamError } from '../../src/ory/admin.js'
+import { RevocationFailure } from '../../src/revocation/failure.js'
 import { createMemoryRevocationQueue, type RevocationTarget } from '../../src/store/revocation-queue.js'
 import { RevocationWorker, backoffDelay, type JobOutcome, type RevocationWorkerOptions } from '../../src/revocation/worker.js'
 import { eventually } from '../helper.js'
@@ -53,7 +53,7 @@ t.test('runs each job once and completes it', async (t) => {
 t.test('retries transient failures with backoff until they succeed', async (t) => {
   let calls = 0
   const { queue, outcomes, enqueue } = setup(t, async () => {
-    if (++calls < 3) throw new UpstreamError('kratos', true, 503, 'kratos DELETE: HTTP 503')
+    if (++calls < 3) throw new RevocationFailure('transient', 'kratos DELETE: HTTP 503', 503)
   })
   await enqueue()
   t.ok(await eventually(() => outcomes.includes('succeeded')))
@@ -65,7 +65,7 @@ t.test('retries refusals too, and buries a job after its last attempt', async (t
   let calls = 0
   const { queue, outcomes, enqueue } = setup(t, async () => {
     calls++
-    throw new UpstreamError('kratos', false, 403, 'kratos DELETE: HTTP 403')
+    throw new RevocationFailure('refused', 'kratos DELETE: HTTP 403', 403)
   }, { maxAttempts: 3 })
   await enqueue()
   t.ok(await eventually(() => outcomes.includes('dead_lettered')))
@@ -80,7 +80,7 @@ t.test('buries a job older than the maximum age at its next failure', async (t) 
   let now = Date.now()
   const { outcomes, enqueue } = setup(t, async () => {
     now += 120_000
-    throw new UpstreamError('kratos', true, undefined, 'kratos DELETE: ECONNREFUSED')
+    throw new RevocationFailure('transient', 'kratos DELETE: ECONNREFUSED')
   }, { clock: () => now, maxAttempts: 100 })
   await enqueue()
   t.ok(await eventually(() => outcomes.includes('dead_lettered')))

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify'
-import type { Relay } from '../../app.js'
 import { RelayError, isRelayError } from '../../errors.js'
 import { parseGlobalLogoutBody, parseIdentityId, type GlobalLogoutStep } from '../../usecases/global-logout.js'
 import type { AdminAction, AdminOutcome } from '../../ops/metrics.js'
@@ -18,7 +17,8 @@ const ADMIN_BODY_LIMIT = 4096
  *   recorded durably, with the sids and steps queued.
  * - `GET /admin/identities/{id}/sessions`: the sids the relay knows for the identity, with expiry.
  */
-export async function adminRoutes (app: FastifyInstance, { relay }: { relay: Relay }): Promise<void> {
+export async function adminRoutes (app: FastifyInstance): Promise<void> {
+  const { relay } = app
   // JSON only, and an empty body is no body: `curl -X POST -H 'content-type: application/json'` works.
   app.removeAllContentTypeParsers()
   const parseJson = app.getDefaultJsonParser('error', 'error')

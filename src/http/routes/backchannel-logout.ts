@@ -1,6 +1,5 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance } from 'fastify'
-import type { Relay } from '../../app.js'
 import { RelayError, isRelayError } from '../../errors.js'
 import { refuseOtherMethods } from '../refuse-other-methods.js'
 
@@ -9,7 +8,8 @@ import { refuseOtherMethods } from '../refuse-other-methods.js'
  * Logout 1.0 §2.5, §2.8). 200 once the revocation is recorded durably, 400 for any invalid request or
  * token, 503 with Retry-After when the relay cannot act durably now. Never cached.
  */
-export async function backchannelLogoutRoutes (app: FastifyInstance, { relay }: { relay: Relay }): Promise<void> {
+export async function backchannelLogoutRoutes (app: FastifyInstance): Promise<void> {
+  const { relay } = app
   // Form bodies only, and only here: JSON or text sent to this route is a 415.
   app.removeAllContentTypeParsers()
   await app.register(formbody, { bodyLimit: relay.config.http.logoutBodyLimit })

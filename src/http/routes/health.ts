@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
-import type { Relay } from '../../app.js'
 
 /**
  * Ory's health convention: `/health/alive` answers while the process serves; `/health/ready` only
  * when Redis answers and the relay is not shutting down.
  */
-export async function healthRoutes (app: FastifyInstance, { relay }: { relay: Relay }): Promise<void> {
+export async function healthRoutes (app: FastifyInstance): Promise<void> {
+  const { relay } = app
   app.get('/health/alive', async () => ({ status: 'ok' }))
   app.get('/health/ready', async (_request, reply) => {
     const errors = await relay.readiness()

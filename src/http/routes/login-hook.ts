@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify'
-import type { Relay } from '../../app.js'
 import { isRelayError } from '../../errors.js'
 import { parseLoginHookBody } from '../../usecases/login-hook.js'
 import type { HookOutcome } from '../../ops/metrics.js'
@@ -11,7 +10,8 @@ import { refuseOtherMethods } from '../refuse-other-methods.js'
  * logged in to which Hydra login session. Authenticated by `Authorization: Bearer` against
  * LOGIN_HOOK_API_KEYS; without keys it refuses everything. 204 once stored.
  */
-export async function loginHookRoutes (app: FastifyInstance, { relay }: { relay: Relay }): Promise<void> {
+export async function loginHookRoutes (app: FastifyInstance): Promise<void> {
+  const { relay } = app
   // JSON only: a text/plain body is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain')
 

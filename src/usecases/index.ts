@@ -1,0 +1,45 @@
+import type { HydraAdmin } from '../ory/admin.js'
+import type { RevocationQueue } from '../store/revocation-queue.js'
+import type { SessionIndex } from '../store/session-index.js'
+import type { LogoutTokenVerifier } from '../token/logout-token.js'
+import { knownSessions, logOutEverywhere, type GlobalLogoutInput, type GlobalLogoutResult, type KnownSession } from './global-logout.js'
+import { indexLogin, type LoginHookInput, type LoginHookResult } from './login-hook.js'
+import { acceptLogout, type LogoutResult } from './logout.js'
+
+/** What the relay does, each use case with its dependencies bound: what the HTTP routes call. */
+export interface UseCases {
+  /** Accepts one back-channel logout token (OIDC BCL §2.6–2.8). */
+  logout: (token: string) => Promise<LogoutResult>
+  /** Indexes a login: sid → identity. */
+  indexLogin: (input: LoginHookInput) => Promise<LoginHookResult>
+  /** Logs an identity out everywhere: queues the revocation of each of its sids at Hydra, and of its Kratos sessions. */
+  logOutEverywhere: (input: GlobalLogoutInput) => Promise<GlobalLogoutResult>
+  /** The sids the index knows for an identity. */
+  identitySessions: (identityId: string) => Promise<KnownSession[]>
+}
+
+export interface UseCaseDeps {
+  index: SessionIndex
+  queue: RevocationQueue
+  verify: LogoutTokenVerifier
+  hydra: Pick<HydraAdmin, 'loginSessionId'>
+  /** Wakes the local worker after an enqueue. */
+  onEnqueued: () => void
+  /** The token rules whose windows decide how long a `jti` must be remembered. */
+  tokens: { maxAgeSeconds: number, clockToleranceSeconds: number }
+}
+
+/** Binds each use case to its dependencies, once. */
+export function createUseCases (deps: UseCaseDeps): UseCases {
+  // Tokens older than this are refused by their iat, so their jti need not be remembered longer.
+  const rememberSeconds = deps.tokens.maxAgeSeconds + 2 * deps.tokens.clockToleranceSeconds
+  const logoutDeps = { verify: deps.verify, index: deps.index, queue: deps.queue, onEnqueued: deps.onEnqueued, rememberSeconds }
+  const loginDeps = { index: deps.index, queue: deps.queue, hydra: deps.hydra, onEnqueued: deps.onEnqueued, rememberSeconds }
+  const globalLogoutDeps = { index: deps.index, queue: deps.queue, onEnqueued: deps.onEnqueued }
+  return {
+    logout: async (token) => await acceptLogout(logoutDeps, token),
+    indexLogin: async (input) => await indexLogin(loginDeps, input),
+    logOutEverywhere: async (input) => await logOutEverywhere(globalLogoutDeps, input),
+    identitySessions: async (identityId) => await knownSessions(deps, identityId)
+  }
+}
