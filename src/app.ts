@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Clock } from './clock.js'
 import type { Config } from './config.js'
-import { FixedWindowLimiter } from './http/rate-limit.js'
 import { createHttpServer } from './http/server.js'
 import { createLogger } from './ops/logger.js'
 import { createMetrics } from './ops/metrics.js'
@@ -64,10 +63,6 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     ...usecases,
     config,
     metrics,
-    limits: {
-      authFailures: new FixedWindowLimiter(config.authFailures.limit, config.authFailures.windowSeconds * 1000, clock),
-      hookCalls: new FixedWindowLimiter(config.loginHook.rateLimit, config.loginHook.rateWindowSeconds * 1000, clock)
-    },
     async readiness () {
       const problems: Record<string, string> = {}
       if (closing) problems['shutdown'] = 'the relay is shutting down'

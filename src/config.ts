@@ -130,6 +130,7 @@ const envSchema = z.object({
   HOOK_RATE_LIMIT: integer(1000, 1),
   HOOK_RATE_WINDOW: integer(1, 1, 3600),
   AUTH_FAILURE_LIMIT: integer(10, 1),
+  AUTH_FAILURE_GLOBAL_LIMIT: integer(100, 1),
   AUTH_FAILURE_WINDOW: integer(60, 1, 86_400),
   TRUST_PROXY: z.string().optional().transform((value, ctx) => {
     const raw = value?.trim() ?? ''
@@ -190,7 +191,7 @@ const envSchema = z.object({
   hydra: { adminUrl: env.HYDRA_ADMIN_URL as string, adminToken: env.HYDRA_ADMIN_TOKEN },
   upstreamTimeoutMs: env.UPSTREAM_TIMEOUT,
   loginHook: { apiKeys: env.LOGIN_HOOK_API_KEYS, rateLimit: env.HOOK_RATE_LIMIT, rateWindowSeconds: env.HOOK_RATE_WINDOW },
-  authFailures: { limit: env.AUTH_FAILURE_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW },
+  authFailures: { perAddress: env.AUTH_FAILURE_LIMIT, overall: env.AUTH_FAILURE_GLOBAL_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW },
   adminApi: { apiKeys: env.ADMIN_API_KEYS },
   revocation: {
     maxAttempts: env.REVOCATION_MAX_ATTEMPTS,
@@ -270,7 +271,23 @@ export function startupNotices (config: Config): Array<{ level: 'warn' | 'info',
   if (config.adminApi.apiKeys.length === 0) {
     notices.push({ level: 'info', message: 'ADMIN_API_KEYS is not set: the admin API refuses every call' })
   }
+  const proxies = trustedProxies(config.http.trustProxy)
+  if (proxies !== undefined) notices.push({ level: proxies.level, message: `TRUST_PROXY: the client address is read from X-Forwarded-For ${proxies.message}` })
   return notices
+}
+
+/** Which proxies TRUST_PROXY trusts, in words for the startup log; undefined when it is off. */
+function trustedProxies (trust: Config['http']['trustProxy']): { level: 'warn' | 'info', message: string } | undefined {
+  if (trust === false) return undefined
+  if (trust === true) {
+    return {
+      level: 'warn',
+      message: 'as any peer sets it (TRUST_PROXY=true trusts every proxy, and any client can claim any address): ' +
+        'set the proxies\' addresses or a hop count instead, unless the proxy in front overwrites the header'
+    }
+  }
+  if (typeof trust === 'number') return { level: 'info', message: `as set by the nearest ${trust} prox${trust === 1 ? 'y' : 'ies'} (a hop count)` }
+  return { level: 'info', message: `as set by these proxies only: ${trust.join(', ')}` }
 }
 
 /** Hides the password of a URL so that it can be logged or printed. */

@@ -125,6 +125,15 @@ t.test('startup notices say what runs unprotected or undurable', async (t) => {
   t.same(quiet, [])
 })
 
+t.test('with TRUST_PROXY on, the startup log says which proxies are trusted', async (t) => {
+  const said = (value: string): string[] => startupNotices(loadConfig({ TRUST_PROXY: value }))
+    .filter((notice) => notice.message.startsWith('TRUST_PROXY')).map((notice) => `${notice.level} ${notice.message}`)
+  t.same(said('false'), [])
+  t.match(said('10.0.0.1,10.1.0.0/16'), [/^info .*these proxies only: 10\.0\.0\.1, 10\.1\.0\.0\/16/])
+  t.match(said('2'), [/^info .*nearest 2 proxies/])
+  t.match(said('true'), [/^warn .*trusts every proxy/])
+})
+
 t.test('passwords in URLs are hidden', async (t) => {
   t.equal(redactUrl('redis://user:secret@redis:6379/0'), 'redis://user:***@redis:6379/0')
   t.equal(redactUrl('redis://redis:6379'), 'redis://redis:6379')

@@ -1,5 +1,4 @@
 import type { Config } from '../config.js'
-import type { FixedWindowLimiter } from './rate-limit.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { UseCases } from '../usecases/index.js'
 
@@ -10,8 +9,6 @@ import type { UseCases } from '../usecases/index.js'
 export interface Relay extends UseCases {
   config: Pick<Config, 'http' | 'loginHook' | 'adminApi' | 'authFailures'>
   metrics: Metrics
-  /** Per-replica rate limits of the authenticated routes. */
-  limits: { authFailures: FixedWindowLimiter, hookCalls: FixedWindowLimiter }
   /** Names each dependency that is not ready; empty when the relay can serve. */
   readiness: () => Promise<Record<string, string>>
 }

@@ -1,35 +1,32 @@
 import t from 'tap'
-import { FixedWindowLimiter } from '../../src/http/rate-limit.js'
+import { CallLimit, FailureLimit } from '../../src/http/rate-limit.js'
 
-t.test('counts per key within a window, then resets', async (t) => {
-  let now = 1_000_000
-  const limiter = new FixedWindowLimiter(3, 10_000, () => now)
-  t.same([limiter.hit('a'), limiter.hit('a'), limiter.hit('a')], [0, 0, 0])
-  t.equal(limiter.hit('a'), 10, 'the fourth waits for the window to end')
-  t.equal(limiter.hit('b'), 0, 'keys are separate')
-  now += 4_000
-  t.equal(limiter.blocked('a'), 6)
-  t.equal(limiter.blocked('b'), 0)
-  now += 6_000
-  t.equal(limiter.blocked('a'), 0)
-  t.equal(limiter.hit('a'), 0, 'a new window')
+t.test('a call limit counts per key within a window', async (t) => {
+  const limit = new CallLimit(3, 10)
+  t.same([await limit.hit('a'), await limit.hit('a'), await limit.hit('a')], [0, 0, 0])
+  const wait = await limit.hit('a')
+  t.ok(wait >= 9 && wait <= 10, `the fourth waits for the window to end (${wait} s)`)
+  t.equal(await limit.hit('b'), 0, 'keys are separate')
 })
 
-t.test('blocked() does not count', async (t) => {
-  const limiter = new FixedWindowLimiter(2, 60_000)
-  for (let i = 0; i < 10; i++) t.equal(limiter.blocked('x'), 0)
-  limiter.hit('x')
-  t.equal(limiter.blocked('x'), 0)
-  limiter.hit('x')
-  t.ok(limiter.blocked('x') > 0, 'at the limit: blocked')
+t.test('a call limit starts again with a new window', async (t) => {
+  const limit = new CallLimit(1, 1)
+  t.equal(await limit.hit('a'), 0)
+  t.equal(await limit.hit('a'), 1)
+  await new Promise((resolve) => setTimeout(resolve, 1050))
+  t.equal(await limit.hit('a'), 0, 'a new window')
 })
 
-t.test('memory stays bounded under a flood of keys', async (t) => {
-  let now = 0
-  const limiter = new FixedWindowLimiter(1, 1000, () => now, 100)
-  for (let i = 0; i < 1000; i++) limiter.hit(`ip-${i}`)
-  t.ok(limiter.hit('ip-999') >= 0)
-  now += 1000
-  for (let i = 0; i < 150; i++) limiter.hit(`new-${i}`)
-  t.equal(limiter.hit('new-149'), 1, 'recent keys still count after a sweep')
+t.test('failures are limited per address', async (t) => {
+  const failures = new FailureLimit({ perAddress: 2, overall: 100, windowSeconds: 60 })
+  t.equal(await failures.fail('203.0.113.7'), 0)
+  t.equal(await failures.fail('203.0.113.7'), 0)
+  t.ok(await failures.fail('203.0.113.7') > 0, 'the third failure from the address waits')
+  t.equal(await failures.fail('198.51.100.9'), 0, 'another address is not affected')
+})
+
+t.test('failures are limited over all addresses: rotating the address escapes nothing', async (t) => {
+  const failures = new FailureLimit({ perAddress: 2, overall: 5, windowSeconds: 60 })
+  for (let i = 0; i < 5; i++) t.equal(await failures.fail(`203.0.113.${i}`), 0)
+  t.ok(await failures.fail('203.0.113.200') > 0, 'a fresh address is refused once the overall limit is reached')
 })

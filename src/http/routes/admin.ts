@@ -4,6 +4,7 @@ import { parseGlobalLogoutBody, parseIdentityId, type GlobalLogoutStep } from '.
 import type { AdminAction, AdminOutcome } from '../../ops/metrics.js'
 import type { RevocationTarget } from '../../store/revocation-queue.js'
 import { bearerAuth } from '../bearer-auth.js'
+import { FailureLimit } from '../rate-limit.js'
 import { refuseOtherMethods } from '../refuse-other-methods.js'
 
 /** The admin body is one boolean; anything this large is not one. */
@@ -40,10 +41,12 @@ export async function adminRoutes (app: FastifyInstance): Promise<void> {
     reply.header('cache-control', 'no-store')
   })
 
+  // The admin API's failed attempts are counted apart from the login hook's.
+  const failures = new FailureLimit(relay.config.authFailures)
   const auth = (action: AdminAction) => bearerAuth({
     keys: relay.config.adminApi.apiKeys,
     name: 'admin API',
-    failures: relay.limits.authFailures,
+    failures,
     onRefused: (outcome) => relay.metrics.admin(action, outcome)
   })
 

@@ -3,6 +3,7 @@ import { isRelayError } from '../../errors.js'
 import { parseLoginHookBody } from '../../usecases/login-hook.js'
 import type { HookOutcome } from '../../ops/metrics.js'
 import { bearerAuth } from '../bearer-auth.js'
+import { CallLimit, FailureLimit } from '../rate-limit.js'
 import { refuseOtherMethods } from '../refuse-other-methods.js'
 
 /**
@@ -20,8 +21,8 @@ export async function loginHookRoutes (app: FastifyInstance): Promise<void> {
     onRequest: bearerAuth({
       keys: relay.config.loginHook.apiKeys,
       name: 'login hook',
-      failures: relay.limits.authFailures,
-      perKey: relay.limits.hookCalls,
+      failures: new FailureLimit(relay.config.authFailures),
+      perKey: new CallLimit(relay.config.loginHook.rateLimit, relay.config.loginHook.rateWindowSeconds),
       onRefused: (outcome) => relay.metrics.hook(outcome)
     })
   }, async (request, reply) => {

@@ -242,6 +242,17 @@ t.test('a missing or wrong key, or the login hook\'s key, is a 401 with WWW-Auth
   t.match(metrics, /logout_relay_admin_calls_total\{action="sessions",outcome="unauthorized"\} 2/)
 })
 
+t.test('wrong admin keys from one address never lock out the right key, nor touch the login hook\'s counter', async (t) => {
+  const relay = await buildAdmin(t, { env: { AUTH_FAILURE_LIMIT: '3' } })
+  const { identityId } = await relay.loginMany(1)
+  const refused: number[] = []
+  for (let i = 0; i < 20; i++) refused.push((await relay.sessions(identityId, `guess-${i}-0123456789abcdef`)).statusCode)
+  t.same(refused, [...Array(3).fill(401), ...Array(17).fill(429)], 'failures are counted, then slowed')
+  t.equal((await relay.logOutEverywhere(identityId)).statusCode, 202, 'the right admin key, same address, passes')
+  t.equal((await relay.hook({ identity_id: randomUUID(), sid: randomUUID() }, 'guess-hook-0123456789abcdef')).statusCode, 401,
+    'the login hook counts its own failures: a wrong hook key is a 401, not a 429')
+})
+
 t.test('several admin keys, for rotation: each one works', async (t) => {
   const keys = ['old-admin-key-0123456789', 'new-admin-key-0123456789']
   const relay = await buildAdmin(t, { env: { ADMIN_API_KEYS: keys.join(',') } })

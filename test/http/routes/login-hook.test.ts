@@ -162,7 +162,7 @@ t.test('each key is rate limited', async (t) => {
   t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="rate_limited"\} 1/)
 })
 
-t.test('failed authentication is rate limited per client address', async (t) => {
+t.test('wrong keys are limited per client address; the right key always passes', async (t) => {
   const relay = await build(t, { redis, env: { AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_WINDOW: '60', TRUST_PROXY: '1' } })
   const call = (key: string, address: string) => relay.app.inject({
     method: 'POST',
@@ -172,8 +172,39 @@ t.test('failed authentication is rate limited per client address', async (t) => 
     payload: JSON.stringify({ identity_id: randomUUID(), sid: randomUUID() })
   })
   for (let i = 0; i < 3; i++) t.equal((await call(`guess-${i}-0123456789abcdef`, '203.0.113.7')).statusCode, 401)
-  const blocked = await call(HOOK_KEY, '203.0.113.7')
-  t.equal(blocked.statusCode, 429, 'even the right key is refused from that address for a while')
-  t.ok(Number(blocked.headers['retry-after']) > 0)
-  t.equal((await call(HOOK_KEY, '198.51.100.9')).statusCode, 204, 'another client (behind the trusted proxy) is not affected')
+  for (let i = 0; i < 20; i++) {
+    const limited = await call(`guess-more-${i}-0123456789abcdef`, '203.0.113.7')
+    t.equal(limited.statusCode, 429, 'past the limit, a wrong key from that address is refused')
+    t.ok(Number(limited.headers['retry-after']) > 0)
+  }
+  t.equal((await call(HOOK_KEY, '203.0.113.7')).statusCode, 204, 'the right key from the same address is let through')
+  t.equal((await call('guess-x-0123456789abcdef', '198.51.100.9')).statusCode, 401, 'another address is not affected')
+})
+
+t.test('a flood of wrong keys from the address Kratos shares does not stop logins', async (t) => {
+  // Behind an ingress, a sidecar or NAT every caller has one address: the attacker's and Kratos'.
+  const relay = await build(t, { redis, env: { AUTH_FAILURE_LIMIT: '10' } })
+  for (let i = 0; i < 50; i++) await relay.hook({ identity_id: randomUUID(), sid: randomUUID() }, `wrong-${i}-0123456789abcdef`)
+  const { identityId, sid } = { identityId: randomUUID(), sid: randomUUID() }
+  t.equal((await relay.hook({ identity_id: identityId, sid })).statusCode, 204, "Kratos' key still indexes the login")
+  const metrics = (await relay.app.inject('/metrics')).body
+  t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="unauthorized"\} 10/)
+  t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="rate_limited"\} 40/)
+})
+
+t.test('rotating a forged X-Forwarded-For escapes nothing: failures are limited over all addresses too', async (t) => {
+  const relay = await build(t, { redis, env: { AUTH_FAILURE_LIMIT: '3', AUTH_FAILURE_GLOBAL_LIMIT: '10', TRUST_PROXY: 'true' } })
+  const statuses: number[] = []
+  for (let i = 0; i < 30; i++) {
+    const response = await relay.app.inject({
+      method: 'POST',
+      url: '/hooks/login',
+      headers: { authorization: `Bearer guess-${i}-0123456789abcdef`, 'content-type': 'application/json', 'x-forwarded-for': `203.0.113.${i}` },
+      payload: JSON.stringify({ identity_id: randomUUID(), sid: randomUUID() })
+    })
+    statuses.push(response.statusCode)
+  }
+  t.same(statuses.slice(0, 10), Array(10).fill(401))
+  t.same(statuses.slice(10), Array(20).fill(429), 'every guess past the overall limit, whatever address it claims')
+  t.equal((await relay.hook({ identity_id: randomUUID(), sid: randomUUID() })).statusCode, 204, 'the right key passes')
 })
