@@ -56,7 +56,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     keys: createIssuerKeys({ issuer: config.oidc.issuer, jwksUrl: config.oidc.jwksUrl, timeoutMs: config.upstreamTimeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
     now: clock
   })
-  const usecases = createUseCases({ ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc })
+  const usecases = createUseCases({ ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc, clock })
 
   let closing = false
   const app = await createHttpServer({

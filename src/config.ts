@@ -110,6 +110,7 @@ const envSchema = z.object({
 
   SID_TTL: integer(2_592_000, 60),
   UNRESOLVED_SID_TTL: integer(86_400, 60),
+  MAX_SIDS_PER_IDENTITY: integer(1000, 1, 100_000),
 
   KRATOS_ADMIN_URL: url(['http', 'https'], 'http://127.0.0.1:4434'),
   KRATOS_ADMIN_TOKEN: bearerToken,
@@ -185,7 +186,8 @@ const envSchema = z.object({
   },
   index: {
     sidTtlSeconds: env.SID_TTL,
-    unresolvedSidTtlSeconds: env.UNRESOLVED_SID_TTL
+    unresolvedSidTtlSeconds: env.UNRESOLVED_SID_TTL,
+    maxSidsPerIdentity: env.MAX_SIDS_PER_IDENTITY
   },
   kratos: { adminUrl: env.KRATOS_ADMIN_URL as string, adminToken: env.KRATOS_ADMIN_TOKEN },
   hydra: { adminUrl: env.HYDRA_ADMIN_URL as string, adminToken: env.HYDRA_ADMIN_TOKEN },

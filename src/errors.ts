@@ -27,6 +27,11 @@ export const ERRORS = {
   ERR_UNAUTHORIZED: { status: 401, error: 'unauthorized' },
   /** A route whose API keys are not configured refuses every call. */
   ERR_NOT_CONFIGURED: { status: 503, error: 'not_configured' },
+  /**
+   * The login hook names a live sid that is mapped to another identity: a sid is never remapped
+   * (Hydra itself refuses a subject change on a remembered login session).
+   */
+  ERR_SID_CONFLICT: { status: 409, error: 'conflict' },
   /** Hydra does not know the login challenge (404 or 410). */
   ERR_LOGIN_CHALLENGE_UNKNOWN: { status: 400, error: 'invalid_request' },
   /** Hydra's admin API cannot be reached or refuses the relay. */

@@ -4,7 +4,7 @@ import type { QueueCounts } from '../store/revocation-queue.js'
 import type { JobOutcome } from '../revocation/worker.js'
 
 export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'rejected' | 'unavailable'
-export type HookOutcome = 'indexed' | 'late_logout' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
+export type HookOutcome = 'indexed' | 'late_logout' | 'conflict' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
 /** What the admin API did: `queued` (something new queued), `already_queued` (a repeat), `listed`, or why it refused. */
 export type AdminOutcome = 'queued' | 'already_queued' | 'listed' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
 export type AdminAction = 'logout' | 'sessions'

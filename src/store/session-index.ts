@@ -19,16 +19,28 @@ export interface SessionIndex {
    * before it was indexed — in the same atomic step, so that a concurrent `add` cannot slip between.
    */
   resolve: (sid: string, rememberLogout: boolean) => Promise<string | null>
-  /** Indexes sid → identity; `loggedOut` says that a logout for this sid came first. Idempotent. */
-  add: (sid: string, identityId: string) => Promise<{ loggedOut: boolean }>
+  /**
+   * Indexes sid → identity; `loggedOut` says that a logout for this sid came first. Idempotent for
+   * the same identity (its expiry is renewed). A live sid of another identity is never remapped:
+   * `conflict`, and nothing is written.
+   */
+  add: (sid: string, identityId: string) => Promise<IndexResult>
   /** Forgets the logged-out mark once the late revocation is queued. */
   forgetLogout: (sid: string) => Promise<void>
   /** The live sids of an identity. */
   sidsOf: (identityId: string) => Promise<IndexedSid[]>
 }
 
+/** What indexing a login did. */
+export type IndexResult =
+  | { outcome: 'indexed', loggedOut: boolean }
+  /** The sid is mapped to another identity, which it stays mapped to. */
+  | { outcome: 'conflict' }
+
 export interface SessionIndexOptions {
   sidTtlSeconds: number
+  /** The most sids one identity keeps; past it, the one that expires first leaves its list (default 1000). */
+  maxSidsPerIdentity?: number
   /** How long a logout for an unknown sid is remembered. */
   unresolvedSidTtlSeconds: number
   clock?: Clock
@@ -53,6 +65,9 @@ export interface SessionIndexOptions {
  * now and then prune them, and each bucket key expires with its longest-lived entry.
  */
 export const INDEX_BUCKETS = 16_384
+
+/** The most sids one identity keeps in its list unless configured otherwise (MAX_SIDS_PER_IDENTITY). */
+export const DEFAULT_MAX_SIDS_PER_IDENTITY = 1000
 
 const SID_UUID = 0x01
 const SID_RAW = 0x02
@@ -125,10 +140,13 @@ return false`
     name: 'relayIndexSid',
     keys: 1,
     // KEYS: the sid's forward bucket. ARGV: sid field, identity ‖ expiry, logged-out field, expiry (s),
-    // now (s), '1' to prune. Returns 1 when a logout for the sid was remembered before this login.
+    // now (s), '1' to prune. Returns 1 when a logout for the sid was remembered before this login,
+    // -1 (and writes nothing) when the sid is live and mapped to another identity: never remapped.
     lua: `${LUA_HELPERS}
 local now = tonumber(ARGV[5])
 if ARGV[6] == '1' then prune(KEYS[1], now) end
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and expiry(current) > now and string.sub(current, 1, 16) ~= string.sub(ARGV[2], 1, 16) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 keep(KEYS[1], tonumber(ARGV[4]), now)
 local mark = redis.call('HGET', KEYS[1], ARGV[3])
@@ -139,13 +157,26 @@ return 0`
     name: 'relayAddIdentitySid',
     keys: 1,
     // KEYS: the identity's reverse bucket. ARGV: identity ‖ sid field, expiry (4 bytes), expiry (s),
-    // now (s), '1' to prune.
+    // now (s), '1' to prune, the most sids an identity keeps. Past that, the identity's entry that
+    // expires first leaves the bucket (its sid still resolves until it expires). Returns how many left.
     lua: `${LUA_HELPERS}
 local now = tonumber(ARGV[4])
+local most = tonumber(ARGV[6])
 if ARGV[5] == '1' then prune(KEYS[1], now) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 keep(KEYS[1], tonumber(ARGV[3]), now)
-return 1`
+-- A bucket no larger than the cap cannot hold more of one identity's sids: the common case ends here.
+if redis.call('HLEN', KEYS[1]) <= most then return 0 end
+local identity = string.sub(ARGV[1], 1, 16)
+local mine = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 16) == identity then mine[#mine + 1] = { all[i], expiry(all[i + 1]) } end
+end
+if #mine <= most then return 0 end
+table.sort(mine, function (a, b) return a[2] < b[2] end)
+for i = 1, #mine - most do redis.call('HDEL', KEYS[1], mine[i][1]) end
+return #mine - most`
   },
   {
     name: 'relaySidsOf',
@@ -180,6 +211,7 @@ export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, opt
   const forward = (sid: Buffer): string => keys.key('sids', String(bucketOf(sid)))
   const reverse = (identity: Buffer): string => keys.key('identities', String(bucketOf(identity)))
   const pruneOneIn = options.pruneOneIn ?? 32
+  const maxSids = options.maxSidsPerIdentity ?? DEFAULT_MAX_SIDS_PER_IDENTITY
   const prune = (): string => Math.random() * pruneOneIn < 1 ? '1' : '0'
 
   return {
@@ -203,15 +235,14 @@ export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, opt
       const identity = uuidBytes(identityId)
       const now = nowSeconds()
       const until = now + options.sidTtlSeconds
-      // Both writes in one round trip. Should either fail, the hook answers 503 and Kratos retries it;
-      // until then a half-written login is harmless (a stray sid in the reverse index, or a sid that
-      // resolves but is missing from its identity's list).
-      const [, loggedOut] = await Promise.all([
-        call('relayAddIdentitySid', reverse(identity), Buffer.concat([identity, field]), seconds(until), until, now, prune()),
-        call('relayIndexSid', forward(field), field, Buffer.concat([identity, seconds(until)]),
-          Buffer.concat([Buffer.of(LOGGED_OUT), field]), until, now, prune())
-      ])
-      return { loggedOut: loggedOut === 1 }
+      // The sid first, so that a sid of another identity is refused before anything is written; then
+      // the identity's list (another Cluster slot). Should the second write fail, the hook answers 503
+      // and Kratos retries it; until then the sid resolves but is missing from its identity's list.
+      const indexed = await call('relayIndexSid', forward(field), field, Buffer.concat([identity, seconds(until)]),
+        Buffer.concat([Buffer.of(LOGGED_OUT), field]), until, now, prune())
+      if (indexed === -1) return { outcome: 'conflict' }
+      await call('relayAddIdentitySid', reverse(identity), Buffer.concat([identity, field]), seconds(until), until, now, prune(), maxSids)
+      return { outcome: 'indexed', loggedOut: indexed === 1 }
     },
     async forgetLogout (sid) {
       const field = encodeSid(sid)
@@ -236,6 +267,7 @@ export function createMemorySessionIndex (options: SessionIndexOptions): Session
   const marks = new ExpiringMap<true>(clock)
   const identities = new Map<string, Map<string, number>>()
   const sidTtlMs = options.sidTtlSeconds * 1000
+  const maxSids = options.maxSidsPerIdentity ?? DEFAULT_MAX_SIDS_PER_IDENTITY
 
   const liveSids = (identityId: string): Map<string, number> | undefined => {
     const set = identities.get(identityId)
@@ -254,11 +286,19 @@ export function createMemorySessionIndex (options: SessionIndexOptions): Session
       return null
     },
     async add (sid, identityId) {
+      const current = sids.get(sid)
+      if (current !== undefined && current !== identityId) return { outcome: 'conflict' }
       const set = liveSids(identityId) ?? new Map<string, number>()
       set.set(sid, clock() + sidTtlMs)
+      // Past the cap, the sid that expires first leaves the identity's list.
+      while (set.size > maxSids) {
+        let first: [string, number] | undefined
+        for (const entry of set) if (first === undefined || entry[1] < first[1]) first = entry
+        if (first !== undefined) set.delete(first[0])
+      }
       identities.set(identityId, set)
       sids.set(sid, identityId, sidTtlMs)
-      return { loggedOut: marks.has(sid) }
+      return { outcome: 'indexed', loggedOut: marks.has(sid) }
     },
     async forgetLogout (sid) {
       marks.delete(sid)

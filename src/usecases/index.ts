@@ -1,7 +1,9 @@
+import type { Clock } from '../clock.js'
 import type { HydraAdmin } from '../ory/admin.js'
 import type { RevocationQueue } from '../store/revocation-queue.js'
 import type { SessionIndex } from '../store/session-index.js'
 import type { LogoutTokenVerifier } from '../token/logout-token.js'
+import { longestReplayWindowSeconds, type TokenAgeRules } from '../token/replay-window.js'
 import { knownSessions, logOutEverywhere, type GlobalLogoutInput, type GlobalLogoutResult, type KnownSession } from './global-logout.js'
 import { indexLogin, type LoginHookInput, type LoginHookResult } from './login-hook.js'
 import { acceptLogout, type LogoutResult } from './logout.js'
@@ -26,15 +28,15 @@ export interface UseCaseDeps {
   /** Wakes the local worker after an enqueue. */
   onEnqueued: () => void
   /** The token rules whose windows decide how long a `jti` must be remembered. */
-  tokens: { maxAgeSeconds: number, clockToleranceSeconds: number }
+  tokens: TokenAgeRules
+  clock: Clock
 }
 
 /** Binds each use case to its dependencies, once. */
 export function createUseCases (deps: UseCaseDeps): UseCases {
-  // Tokens older than this are refused by their iat, so their jti need not be remembered longer.
-  const rememberSeconds = deps.tokens.maxAgeSeconds + 2 * deps.tokens.clockToleranceSeconds
-  const logoutDeps = { verify: deps.verify, index: deps.index, queue: deps.queue, onEnqueued: deps.onEnqueued, rememberSeconds }
-  const loginDeps = { index: deps.index, queue: deps.queue, hydra: deps.hydra, onEnqueued: deps.onEnqueued, rememberSeconds }
+  const logoutDeps = { verify: deps.verify, index: deps.index, queue: deps.queue, onEnqueued: deps.onEnqueued, tokens: deps.tokens, clock: deps.clock }
+  // A late hook's revocation dedupes with every token of the same logout that may still arrive.
+  const loginDeps = { index: deps.index, queue: deps.queue, hydra: deps.hydra, onEnqueued: deps.onEnqueued, rememberSeconds: longestReplayWindowSeconds(deps.tokens) }
   const globalLogoutDeps = { index: deps.index, queue: deps.queue, onEnqueued: deps.onEnqueued }
   return {
     logout: async (token) => await acceptLogout(logoutDeps, token),

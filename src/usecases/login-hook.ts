@@ -9,7 +9,8 @@ export type LoginHookInput =
   | { identityId: string, sid: string }
   | { identityId: string, loginChallenge: string }
 
-const MAX_SID_LENGTH = 1024
+/** Hydra's sids are UUIDs; a login/consent app's own may be longer, but not without bound. */
+export const MAX_SID_LENGTH = 256
 const MAX_CHALLENGE_LENGTH = 4096
 
 function invalid (field: string, message: string): RelayError {
@@ -63,12 +64,18 @@ export interface LoginHookResult {
 /**
  * Indexes a login: resolves the sid (from Hydra when a login challenge is given) and stores
  * sid → identity. When a logout for that sid came first, queues the revocation it could not make
- * then. Idempotent, so that a hook retried after a failure does no harm.
+ * then. Idempotent, so that a hook retried after a failure does no harm; a live sid of another
+ * identity is refused (`ERR_SID_CONFLICT`, 409) and keeps its identity, so that a holder of the hook
+ * key cannot redirect someone's logout to another identity.
  */
 export async function indexLogin (deps: LoginHookDeps, input: LoginHookInput): Promise<LoginHookResult> {
   const sid = 'sid' in input ? input.sid : await sessionIdOf(deps.hydra, input.loginChallenge)
-  const { loggedOut } = await deps.index.add(sid, input.identityId)
-  if (!loggedOut) return { sid, lateLogout: false }
+  const indexed = await deps.index.add(sid, input.identityId)
+  if (indexed.outcome === 'conflict') {
+    throw new RelayError('ERR_SID_CONFLICT', 'this login session is indexed for another identity; a sid is never remapped',
+      { field: 'sid' in input ? 'sid' : 'login_challenge' })
+  }
+  if (!indexed.loggedOut) return { sid, lateLogout: false }
 
   const [queued] = await deps.queue.enqueue([{
     target: { kind: 'kratos-sessions', identityId: input.identityId },

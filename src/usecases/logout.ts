@@ -1,4 +1,6 @@
+import type { Clock } from '../clock.js'
 import { tokenRejected } from '../errors.js'
+import { replayWindowSeconds, type TokenAgeRules } from '../token/replay-window.js'
 import type { LogoutTokenVerifier } from '../token/logout-token.js'
 import type { NewJob, RevocationQueue } from '../store/revocation-queue.js'
 import type { SessionIndex } from '../store/session-index.js'
@@ -15,11 +17,9 @@ export interface LogoutDeps {
   queue: RevocationQueue
   /** Wakes the local worker after an enqueue. */
   onEnqueued: () => void
-  /**
-   * How long a `jti` and a sid's revocation are remembered: as long as any token of the same logout
-   * could still be accepted (maximum age plus the clock tolerance on either side).
-   */
-  rememberSeconds: number
+  /** The age rules of logout tokens: a `jti` is remembered as long as its token could pass them. */
+  tokens: TokenAgeRules
+  clock: Clock
 }
 
 export type LogoutResult =
@@ -60,7 +60,8 @@ export async function acceptLogout (deps: LogoutDeps, token: string): Promise<Lo
   const record = await deps.queue.acceptLogout({
     issuer: claims.iss,
     jti: claims.jti,
-    rememberSeconds: deps.rememberSeconds,
+    // The jti, and the sid's dedupe key, for as long as this token could be accepted anywhere.
+    rememberSeconds: replayWindowSeconds(claims.iat, deps.clock(), deps.tokens),
     ...(job !== undefined ? { job } : {})
   })
   if (record === 'replay') throw tokenRejected('replay', 'logout_token was already used (jti)')

@@ -15,14 +15,14 @@ import { startRedis } from '../helpers/redis.js'
  */
 const redis = await startRedis()
 t.teardown(() => redis.close())
-const relay = await build(t, { redis, env: { LOG_LEVEL: 'warn', HOOK_RATE_LIMIT: '1000000', AUTH_FAILURE_LIMIT: '1000000' } })
+const relay = await build(t, { redis, env: { LOG_LEVEL: 'warn', HOOK_RATE_LIMIT: '1000000', AUTH_FAILURE_LIMIT: '1000000', AUTH_FAILURE_GLOBAL_LIMIT: '1000000' } })
 const sids = await Promise.all(Array.from({ length: 8 }, async () => (await relay.login()).sid))
 const attacker = await createSigningKey()
 const realKey = relay.hydra.keys[0]
 if (realKey === undefined) throw new Error('the Hydra double has no key')
 
 const LOGOUT_STATUSES = new Set([400, 405, 413, 415])
-const HOOK_STATUSES = new Set([204, 400, 401, 405, 413, 415])
+const HOOK_STATUSES = new Set([204, 400, 401, 405, 409, 413, 415])
 
 const printable = fc.string({ unit: fc.constantFrom(...'abcXYZ019-_.~+/=%&;:, {}[]"\'\\'.split('')), maxLength: 80 })
 /** Any other headers a client may send, with printable names and values. */

@@ -16,24 +16,54 @@ for (const backend of all) {
     const sid = randomUUID()
     const identity = randomUUID()
     t.equal(await index.resolve(sid, false), null)
-    t.same(await index.add(sid, identity), { loggedOut: false })
+    t.same(await index.add(sid, identity), { outcome: 'indexed', loggedOut: false })
     t.equal(await index.resolve(sid, false), identity)
-    t.same(await index.add(sid, identity), { loggedOut: false }, 'idempotent')
+    t.same(await index.add(sid, identity), { outcome: 'indexed', loggedOut: false }, 'idempotent')
     t.equal(await index.resolve(sid, true), identity)
   })
 
   t.test(`${backend.name}: a logout before the login is remembered`, async (t) => {
     const index = make()
     const sid = randomUUID()
+    const identity = randomUUID()
     t.equal(await index.resolve(sid, true), null)
-    t.same(await index.add(sid, randomUUID()), { loggedOut: true })
-    t.same(await index.add(sid, randomUUID()), { loggedOut: true }, 'until forgotten')
+    t.same(await index.add(sid, identity), { outcome: 'indexed', loggedOut: true })
+    t.same(await index.add(sid, identity), { outcome: 'indexed', loggedOut: true }, 'until forgotten')
     await index.forgetLogout(sid)
-    t.same(await index.add(sid, randomUUID()), { loggedOut: false })
+    t.same(await index.add(sid, identity), { outcome: 'indexed', loggedOut: false })
 
     const quiet = randomUUID()
     t.equal(await index.resolve(quiet, false), null)
-    t.same(await index.add(quiet, randomUUID()), { loggedOut: false }, 'a lookup that does not remember leaves no mark')
+    t.same(await index.add(quiet, randomUUID()), { outcome: 'indexed', loggedOut: false }, 'a lookup that does not remember leaves no mark')
+  })
+
+  t.test(`${backend.name}: a live sid is never remapped to another identity`, async (t) => {
+    let now = Date.now()
+    const index = make({ clock: () => now, sidTtlSeconds: 60 })
+    const sid = randomUUID()
+    const [victim, other] = [randomUUID(), randomUUID()]
+    t.same(await index.add(sid, victim), { outcome: 'indexed', loggedOut: false })
+    t.same(await index.add(sid, other), { outcome: 'conflict' })
+    t.equal(await index.resolve(sid, false), victim, 'the first mapping stays')
+    t.same(await index.sidsOf(other), [], 'nothing written for the other identity')
+    t.same(await index.add(sid, victim), { outcome: 'indexed', loggedOut: false }, 'the same identity again is idempotent')
+    now += 61_000
+    t.same(await index.add(sid, other), { outcome: 'indexed', loggedOut: false }, 'an expired mapping is no longer live')
+    t.equal(await index.resolve(sid, false), other)
+  })
+
+  t.test(`${backend.name}: an identity keeps at most its cap of sids; the one that expires first goes`, async (t) => {
+    let now = Date.now()
+    const index = make({ clock: () => now, maxSidsPerIdentity: 3 })
+    const identity = randomUUID()
+    const sids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      sids.push(`sid-${i}-${randomUUID()}`)
+      await index.add(sids[i] ?? '', identity)
+      now += 2000
+    }
+    t.same((await index.sidsOf(identity)).map((entry) => entry.sid).sort(), sids.slice(2).sort(), 'the three newest')
+    t.equal(await index.resolve(sids[0] ?? '', false), identity, 'a sid off the list still resolves until it expires')
   })
 
   t.test(`${backend.name}: identity → its live sids`, async (t) => {
@@ -65,7 +95,7 @@ t.test('redis: compact buckets that expire, prune and round-trip any sid', async
   const identity = randomUUID()
   for (const sid of sids) {
     t.equal(await index.resolve(sid, true), null)
-    t.same(await index.add(sid, identity), { loggedOut: true })
+    t.same(await index.add(sid, identity), { outcome: 'indexed', loggedOut: true })
     t.equal(await index.resolve(sid, false), identity, `round-trips ${sid.slice(0, 20)}`)
   }
   t.same((await index.sidsOf(identity)).map((entry) => entry.sid).sort(), [...sids].sort())

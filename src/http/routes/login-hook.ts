@@ -43,5 +43,6 @@ function hookFailure (err: unknown): HookOutcome {
   if (!isRelayError(err)) return 'unavailable'
   if (err.status === 429) return 'rate_limited'
   if (err.code === 'ERR_LOGIN_CHALLENGE_UNKNOWN') return 'unknown_challenge'
+  if (err.code === 'ERR_SID_CONFLICT') return 'conflict'
   return err.status === 400 ? 'invalid' : 'unavailable'
 }

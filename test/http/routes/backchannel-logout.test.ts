@@ -5,7 +5,7 @@ import { loadConfig } from '../../../src/config.js'
 import { createLogger } from '../../../src/ops/logger.js'
 import { HydraDouble } from '../../doubles/hydra.js'
 import { KratosDouble } from '../../doubles/kratos.js'
-import { build, captureLines, eventually } from '../../helper.js'
+import { build, captureLines, eventually, type Harness } from '../../helper.js'
 import { spawnRedis, startRedis } from '../../helpers/redis.js'
 
 const redis = await startRedis()
@@ -47,6 +47,47 @@ t.test('a replayed token is refused and revokes nothing more', async (t) => {
   await relay.kratos.waitForCalls('deleteIdentitySessions', 1)
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(relay.kratos.revokedIdentities().length, 1)
+})
+
+/**
+ * Sends one token again and again, every 100 ms, to each relay in turn, until every relay refuses it
+ * as too old (or 10 s pass); returns each answer's status and, for a 400, its reason.
+ */
+async function replayThroughItsLife (relays: Harness[], token: string): Promise<string[]> {
+  const answers: string[] = []
+  const deadline = Date.now() + 10_000
+  const tooOld = new Set<number>()
+  for (let i = 0; tooOld.size < relays.length && Date.now() < deadline; i++) {
+    const index = i % relays.length
+    const response = await relays[index]?.logout(token)
+    const description = response?.statusCode === 400 ? String(response.json().error_description) : ''
+    if (/iat/.test(description)) tooOld.add(index)
+    answers.push(response?.statusCode === 200 ? '200' : /already used/.test(description) ? 'replay' : /iat/.test(description) ? 'too old' : `${response?.statusCode}: ${description}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return answers
+}
+
+t.test('a token is accepted once in its whole life, though its iat is a tolerance ahead of the clock', async (t) => {
+  const relay = await build(t, { redis, env: { LOGOUT_TOKEN_MAX_AGE: '2', CLOCK_TOLERANCE: '1' } })
+  const { sid } = await relay.login()
+  const token = await relay.hydra.logoutToken(sid, { claims: { iat: Math.floor(Date.now() / 1000) + 1 } })
+  const answers = await replayThroughItsLife([relay], token)
+  t.equal(answers[0], '200', 'accepted at first delivery')
+  t.same(answers.filter((answer) => answer === '200'), ['200'], 'and never again')
+  t.ok(answers.slice(1).every((answer) => answer === 'replay' || answer === 'too old'), answers.join(', '))
+  t.equal(answers.at(-1), 'too old', 'until it is too old anyway')
+})
+
+t.test('two replicas whose clocks are a tolerance off the issuer\'s, either way, accept a token once', async (t) => {
+  const env = { LOGOUT_TOKEN_MAX_AGE: '2', CLOCK_TOLERANCE: '1', REDIS_KEY_PREFIX: `${redis.prefix}${randomUUID().slice(0, 8)}:` }
+  const ahead = await build(t, { redis, env, deps: { clock: () => Date.now() + 1000 } })
+  const behind = await build(t, { redis, env, hydra: ahead.hydra, kratos: ahead.kratos, deps: { clock: () => Date.now() - 1000 } })
+  const { sid } = await ahead.login()
+  const token = await ahead.hydra.logoutToken(sid)
+  const answers = await replayThroughItsLife([ahead, behind], token)
+  t.equal(answers[0], '200')
+  t.same(answers.filter((answer) => answer === '200'), ['200'], answers.join(', '))
 })
 
 t.test('an unknown sid succeeds with nothing to revoke; a late login hook for it revokes at once', async (t) => {

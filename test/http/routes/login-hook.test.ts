@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { HOOK_KEY, build } from '../../helper.js'
+import { HOOK_KEY, build, eventually } from '../../helper.js'
 import { startRedis } from '../../helpers/redis.js'
 
 const redis = await startRedis()
@@ -38,6 +38,38 @@ t.test('a missing or wrong key is a 401 and stores nothing', async (t) => {
   t.same(relay.kratos.revokedIdentities(), [], 'the rejected calls indexed nothing')
 })
 
+t.test('a live sid is never remapped: 409, the first identity keeps it, and its logout still revokes it', async (t) => {
+  const relay = await build(t, { redis })
+  const { identityId: victim, sid } = await relay.login()
+  const attacker = randomUUID()
+  relay.kratos.addSessions(attacker)
+  const remap = await relay.hook({ identity_id: attacker, sid })
+  t.equal(remap.statusCode, 409)
+  t.same(remap.json(), { error: 'conflict', error_description: 'this login session is indexed for another identity; a sid is never remapped', field: 'sid' })
+  t.equal((await relay.hook({ identity_id: victim.toUpperCase(), sid })).statusCode, 204, 'the same identity again is idempotent')
+  t.equal((await relay.hook({ identity_id: randomUUID(), sid: 'x'.repeat(256) })).statusCode, 204, 'a sid of 256 characters is accepted')
+
+  t.equal((await relay.logout(await relay.hydra.logoutToken(sid))).statusCode, 200)
+  t.ok(await eventually(() => relay.kratos.revokedIdentities().length === 1))
+  t.same(relay.kratos.revokedIdentities(), [victim], "the victim's sessions end, the other identity's survive")
+  const metrics = (await relay.app.inject('/metrics')).body
+  t.match(metrics, /logout_relay_login_hook_calls_total\{outcome="conflict"\} 1/)
+})
+
+t.test('a late hook cannot point a logged-out sid at another identity either', async (t) => {
+  const relay = await build(t, { redis })
+  const sid = randomUUID()
+  const [first, second] = [randomUUID(), randomUUID()]
+  relay.kratos.addSessions(first)
+  relay.kratos.addSessions(second)
+  t.equal((await relay.logout(await relay.hydra.logoutToken(sid))).statusCode, 200, 'a logout for a sid not indexed yet')
+  t.equal((await relay.hook({ identity_id: first, sid })).statusCode, 204, 'the late hook revokes at once')
+  t.equal((await relay.hook({ identity_id: second, sid })).statusCode, 409, 'a second late hook for another identity is refused')
+  t.ok(await eventually(() => relay.kratos.revokedIdentities().length >= 1))
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.same(relay.kratos.revokedIdentities(), [first])
+})
+
 t.test('several keys, for rotation: each one works', async (t) => {
   const keys = ['old-key-0123456789abcdef', 'new-key-0123456789abcdef']
   const relay = await build(t, { redis, env: { LOGIN_HOOK_API_KEYS: keys.join(', ') } })
@@ -58,6 +90,7 @@ t.test('a bad body is a 400 that names the field', async (t) => {
     [{ identity_id: identityId, sid: '' }, 'sid'],
     [{ identity_id: identityId, sid: 7 }, 'sid'],
     [{ identity_id: identityId, sid: 'x'.repeat(2000) }, 'sid'],
+    [{ identity_id: identityId, sid: 'x'.repeat(257) }, 'sid'],
     [{ identity_id: identityId, login_challenge: ['a'] }, 'login_challenge'],
     [{ identity_id: identityId, sid: 's', login_challenge: 'c' }, 'sid'],
     [[identityId], 'body'],
