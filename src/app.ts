@@ -6,6 +6,7 @@ import { createHttpServer } from './http/server.js'
 import { createLogger } from './ops/logger.js'
 import { createMetrics } from './ops/metrics.js'
 import { createHydraAdmin, createKratosAdmin, type HydraAdmin, type KratosAdmin } from './ory/admin.js'
+import { DeadLetterRetention } from './revocation/retention.js'
 import { createRevoker } from './revocation/revoker.js'
 import { RevocationWorker } from './revocation/worker.js'
 import { openStores } from './store/stores.js'
@@ -51,6 +52,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     clock,
     onOutcome: (outcome, job) => metrics.revocation(outcome, job.target.kind)
   })
+  const retention = new DeadLetterRetention({ queue: stores.queue, ...config.deadLetters, log: log.child({ module: 'dead-letters' }), clock })
   const verify = createLogoutTokenVerifier({
     ...config.oidc,
     keys: createIssuerKeys({ issuer: config.oidc.issuer, jwksUrl: config.oidc.jwksUrl, timeoutMs: config.upstreamTimeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
@@ -76,18 +78,21 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   let workerStopped: Promise<void> | undefined
   app.addHook('preClose', async () => {
     closing = true
-    workerStopped = worker.stop()
+    workerStopped = Promise.all([worker.stop(), retention.stop()]).then(() => {})
   })
   app.addHook('onSend', async (_request, reply, payload) => {
     if (closing) reply.header('connection', 'close')
     return payload
   })
   app.addHook('onClose', async () => {
-    await (workerStopped ?? worker.stop())
+    await (workerStopped ?? Promise.all([worker.stop(), retention.stop()]))
     kratos.close()
     hydra.close()
     await stores.close()
   })
-  if (deps.startWorker !== false) worker.start()
+  if (deps.startWorker !== false) {
+    worker.start()
+    retention.start()
+  }
   return app
 }

@@ -54,10 +54,19 @@ const url = (protocols: readonly string[], fallback?: string) =>
     return raw
   })
 
+/**
+ * The token syntax of `Authorization: Bearer` (RFC 6750 §2.1, `b64token`): letters, digits and
+ * `-._~+/`, then any `=`. A key outside it could never be presented, so it is refused at startup.
+ */
+export const BEARER_TOKEN_SYNTAX = /^[A-Za-z0-9\-._~+/]+=*$/
+
 const apiKeys = list.superRefine((keys, ctx) => {
   for (const [index, key] of keys.entries()) {
     if (key.length < MIN_API_KEY_LENGTH) {
       ctx.addIssue({ code: 'custom', message: `key #${index + 1} is shorter than ${MIN_API_KEY_LENGTH} characters` })
+    }
+    if (!BEARER_TOKEN_SYNTAX.test(key)) {
+      ctx.addIssue({ code: 'custom', message: `key #${index + 1} has a character a Bearer token cannot carry (RFC 6750: letters, digits, -._~+/ and = at the end): no request could ever present it` })
     }
   }
 })
@@ -127,6 +136,8 @@ const envSchema = z.object({
   REVOCATION_BACKOFF_BASE: integer(1000, 10, 3_600_000),
   REVOCATION_BACKOFF_MAX: integer(900_000, 10, 86_400_000),
   REVOCATION_LEASE: integer(30_000, 1000, 3_600_000),
+  DEAD_LETTER_MAX_AGE: integer(2_592_000, 60),
+  DEAD_LETTER_MAX_COUNT: integer(10_000, 1, 10_000_000),
 
   HOOK_RATE_LIMIT: integer(1000, 1),
   HOOK_RATE_WINDOW: integer(1, 1, 3600),
@@ -146,7 +157,8 @@ const envSchema = z.object({
   MAX_EVENT_LOOP_DELAY: integer(1000, 0, 60_000),
   LOGOUT_BODY_LIMIT: integer(65_536, 1024, 10_485_760),
   HOOK_BODY_LIMIT: integer(16_384, 1024, 10_485_760),
-  SHUTDOWN_TIMEOUT: integer(25_000, 0, 600_000)
+  SHUTDOWN_TIMEOUT: integer(25_000, 0, 600_000),
+  REQUEST_TIMEOUT: integer(10_000, 1000, 600_000)
 }).superRefine((env, ctx) => {
   if (env.REDIS_URL !== undefined && env.REDIS_CLUSTER_NODES.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set REDIS_URL or REDIS_CLUSTER_NODES, not both' })
@@ -165,7 +177,8 @@ const envSchema = z.object({
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY,
     logoutBodyLimit: env.LOGOUT_BODY_LIMIT,
     hookBodyLimit: env.HOOK_BODY_LIMIT,
-    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT,
+    requestTimeoutMs: env.REQUEST_TIMEOUT
   },
   logLevel: env.LOG_LEVEL,
   oidc: {
@@ -202,6 +215,10 @@ const envSchema = z.object({
     backoffBaseMs: env.REVOCATION_BACKOFF_BASE,
     backoffMaxMs: env.REVOCATION_BACKOFF_MAX,
     leaseMs: env.REVOCATION_LEASE
+  },
+  deadLetters: {
+    maxAgeMs: env.DEAD_LETTER_MAX_AGE * 1000,
+    maxCount: env.DEAD_LETTER_MAX_COUNT
   }
 }))
 

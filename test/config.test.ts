@@ -91,6 +91,17 @@ t.test('every problem is reported at once', async (t) => {
   t.notMatch(found.join('\n'), /tiny-key/, 'the key itself is never printed')
 })
 
+t.test('an API key a Bearer header cannot carry is refused at startup, naming the variable', async (t) => {
+  for (const [name, key] of [['LOGIN_HOOK_API_KEYS', 'hook key 0123456789'], ['ADMIN_API_KEYS', 'quote"0123456789abcdef'], ['ADMIN_API_KEYS', 'pad=ding0123456789abc'], ['LOGIN_HOOK_API_KEYS', 'ünïcode-0123456789abcdef']] as const) {
+    const found = problems({ [name]: `ok-key-0123456789abcdef, ${key}` })
+    t.equal(found.length, 1, key)
+    t.match(found[0], new RegExp(`^${name}: key #2 has a character a Bearer token cannot carry`))
+    t.notOk(found[0]?.includes(key), 'without printing the key')
+  }
+  const fine = loadConfig({ LOGIN_HOOK_API_KEYS: 'O7H0rP3IaVr/7tnVbkzNLzkXDyPb+9Z~_.-J==' })
+  t.same(fine.loginHook.apiKeys, ['O7H0rP3IaVr/7tnVbkzNLzkXDyPb+9Z~_.-J=='], 'base64, base64url and = padding are fine')
+})
+
 t.test('secrets from NAME_FILE', async (t) => {
   const config = loadConfig({ LOGIN_HOOK_API_KEYS_FILE: '/run/secrets/hook', KRATOS_ADMIN_TOKEN_FILE: '/run/secrets/kratos' }, (path) =>
     path === '/run/secrets/hook' ? 'from-file-0123456789abc\n' : 'kratos-token\n')

@@ -1,4 +1,5 @@
 import { hash, timingSafeEqual } from 'node:crypto'
+import { BEARER_TOKEN_SYNTAX } from '../config.js'
 
 const digest = (value: string): Buffer => hash('sha256', value, 'buffer')
 
@@ -20,6 +21,7 @@ export function createApiKeyMatcher (keys: readonly string[]): (presented: strin
 
 /** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), or undefined. */
 export function bearerToken (header: string | undefined): string | undefined {
-  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header ?? '')
-  return match?.[1]
+  const match = /^Bearer +(\S+) *$/i.exec(header ?? '')
+  const token = match?.[1]
+  return token !== undefined && BEARER_TOKEN_SYNTAX.test(token) ? token : undefined
 }

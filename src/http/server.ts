@@ -22,6 +22,15 @@ export async function createHttpServer (relay: Relay, log: Logger): Promise<Fast
     // One line per request, written by the onResponse hook below, with the path only (no query).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: http.logoutBodyLimit,
+    // A request whose body has not fully arrived within REQUEST_TIMEOUT is answered 408 and closed (a
+    // client that sends a byte every few seconds holds nothing for long). Node checks every connection
+    // at this interval, so the interval bounds how late past the timeout that happens.
+    requestTimeout: http.requestTimeoutMs,
+    http: {
+      requestTimeout: http.requestTimeoutMs,
+      headersTimeout: http.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, Math.ceil(http.requestTimeoutMs / 4))
+    },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     trustProxy: typeof http.trustProxy === 'number' ? trustHops(http.trustProxy) : http.trustProxy,

@@ -82,7 +82,11 @@ export interface RevocationQueue {
    * it, and an accepted token always has its revocation recorded.
    */
   acceptLogout: (record: LogoutTokenRecord) => Promise<LogoutRecord>
-  /** Records jobs atomically (all or none); `enqueued[i]` is false where a dedupe key was taken. */
+  /**
+   * Records jobs, atomically in chunks of {@link ENQUEUE_CHUNK} (a failure leaves the chunks before it
+   * recorded; their dedupe keys make a retried call queue only the rest); `enqueued[i]` is false where
+   * a dedupe key was taken.
+   */
   enqueue: (jobs: readonly NewJob[], dedupeTtlSeconds: number) => Promise<Array<{ id: string, enqueued: boolean }>>
   /** Claims up to `limit` due jobs, first taking back jobs whose lease ran out. */
   claim: (limit: number, leaseMs: number) => Promise<ClaimedJob[]>
@@ -99,7 +103,19 @@ export interface RevocationQueue {
   /** When the next waiting job is due, or null when none waits. */
   nextDueAt: () => Promise<number | null>
   deadLetters: (limit: number) => Promise<DeadJob[]>
+  /**
+   * Removes the dead letters buried before `buriedBefore` (ms since the epoch), and the oldest beyond
+   * `maxCount`; at most `limit` in one call. Returns what it removed.
+   */
+  trimDeadLetters: (buriedBefore: number, maxCount: number, limit: number) => Promise<DeadJob[]>
 }
+
+/**
+ * Jobs recorded by one script call at most: a larger enqueue (an identity's every sid) is recorded in
+ * chunks of this many, so that no script holds Redis for long (about 3 ms for 100 jobs). Within a chunk
+ * it is all or nothing.
+ */
+export const ENQUEUE_CHUNK = 100
 
 const SCRIPTS: LuaScript[] = [
   {
@@ -199,6 +215,29 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1`
   },
   {
+    name: 'relayTrimDead',
+    keys: 2,
+    // KEYS: dead (zset id → buried ms), jobs. ARGV: buried before (ms), most to keep, most to remove
+    // in this call. Removes the dead letters buried before the age limit, then the oldest beyond the
+    // count. Returns the JSON of each removed.
+    lua: `
+local limit = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, limit)
+local over = redis.call('ZCARD', KEYS[1]) - #ids - tonumber(ARGV[2])
+if over > 0 and #ids < limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], #ids, #ids + math.min(over, limit - #ids) - 1)
+  for _, id in ipairs(oldest) do ids[#ids + 1] = id end
+end
+local out = {}
+for _, id in ipairs(ids) do
+  local json = redis.call('HGET', KEYS[2], id)
+  if json then out[#out + 1] = json end
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+end
+return out`
+  },
+  {
     name: 'relayBury',
     keys: 5,
     // KEYS: active, dead (zset id → buried ms), jobs, leases, attempts. ARGV: id, lease, now, JSON
@@ -245,14 +284,19 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     async enqueue (jobs, dedupeTtlSeconds) {
       const now = clock()
       const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey }))
-      const scriptKeys = [k.waiting, k.jobs]
-      const args: Array<string | number> = [now, dedupeTtlSeconds]
-      for (const { job, dedupeKey } of created) {
-        scriptKeys.push(k.dedupe(dedupeKey ?? job.id))
-        args.push(job.id, JSON.stringify(job))
+      const results: Array<{ id: string, enqueued: boolean }> = []
+      for (let start = 0; start < created.length; start += ENQUEUE_CHUNK) {
+        const chunk = created.slice(start, start + ENQUEUE_CHUNK)
+        const scriptKeys = [k.waiting, k.jobs]
+        const args: Array<string | number> = [now, dedupeTtlSeconds]
+        for (const { job, dedupeKey } of chunk) {
+          scriptKeys.push(k.dedupe(dedupeKey ?? job.id))
+          args.push(job.id, JSON.stringify(job))
+        }
+        const result = await run('relayEnqueue', scriptKeys, args) as number[]
+        chunk.forEach(({ job }, i) => results.push({ id: job.id, enqueued: result[i] === 1 }))
       }
-      const result = await run('relayEnqueue', scriptKeys, args) as number[]
-      return created.map(({ job }, i) => ({ id: job.id, enqueued: result[i] === 1 }))
+      return results
     },
     async claim (limit, leaseMs) {
       const now = clock()
@@ -302,6 +346,10 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
       if (ids.length === 0) return []
       const values = await redisCall(redis.hmget(k.jobs, ...ids))
       return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as DeadJob)
+    },
+    async trimDeadLetters (buriedBefore, maxCount, limit) {
+      const removed = await run('relayTrimDead', [k.dead, k.jobs], [buriedBefore, maxCount, limit]) as string[]
+      return removed.map((value) => JSON.parse(value) as DeadJob)
     }
   }
 }
@@ -409,6 +457,16 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
     },
     async deadLetters (limit) {
       return [...dead.values()].slice(0, limit)
+    },
+    async trimDeadLetters (buriedBefore, maxCount, limit) {
+      // A Map keeps insertion order: the oldest dead letters come first.
+      const removed: DeadJob[] = []
+      for (const [id, letter] of dead) {
+        if (removed.length >= limit || (letter.buriedAt >= buriedBefore && dead.size <= maxCount)) break
+        dead.delete(id)
+        removed.push(letter)
+      }
+      return removed
     }
   }
 }

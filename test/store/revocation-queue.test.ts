@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob, type RevocationQueue } from '../../src/store/revocation-queue.js'
+import { ENQUEUE_CHUNK, createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob, type RevocationQueue } from '../../src/store/revocation-queue.js'
 import { backends } from '../helpers/backends.js'
 
 const revoke = (identityId = randomUUID(), dedupeKey?: string): NewJob => ({
@@ -86,6 +86,28 @@ for (const backend of await backends(t)) {
     t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
   })
 
+  t.test(`${backend.name}: dead letters are kept for their retention: age, then count, oldest first`, async (t) => {
+    const { queue, clock } = make()
+    const bury = async (): Promise<string> => {
+      await queue.enqueue([revoke()], 60)
+      const [job] = await queue.claim(1, 1000)
+      await queue.bury(job!, 'kratos DELETE: HTTP 403')
+      clock.now += 1000
+      return job!.job.id
+    }
+    const ids: string[] = []
+    for (let i = 0; i < 6; i++) ids.push(await bury())
+    t.same(await queue.trimDeadLetters(clock.now - 10_000, 10, 100), [], 'nothing old enough, nothing beyond the count')
+    const tooOld = await queue.trimDeadLetters(clock.now - 4500, 10, 100)
+    t.same(tooOld.map((letter) => letter.id), ids.slice(0, 2), 'buried more than 4.5 s ago')
+    t.equal(tooOld[0]?.lastError, 'kratos DELETE: HTTP 403', 'what is removed is returned whole, for the log')
+    const beyond = await queue.trimDeadLetters(0, 3, 100)
+    t.same(beyond.map((letter) => letter.id), ids.slice(2, 3), 'the oldest beyond a count of 3')
+    t.same((await queue.deadLetters(10)).map((letter) => letter.id), ids.slice(3))
+    t.same(await queue.counts(), { waiting: 0, active: 0, dead: 3 })
+    t.same((await queue.trimDeadLetters(clock.now + 1, 0, 2)).map((letter) => letter.id), ids.slice(3, 5), 'at most the limit per call')
+  })
+
   t.test(`${backend.name}: dead letters keep the job and its last error`, async (t) => {
     const { queue } = make()
     const identityId = randomUUID()
@@ -135,3 +157,21 @@ for (const backend of await backends(t)) {
     t.same(await queue.counts(), { waiting: 0, active: 1, dead: 0 })
   })
 }
+
+t.test('a large enqueue is recorded in chunks: no script holds Redis for all of it', async (t) => {
+  const backend = (await backends(t)).find((candidate) => candidate.name === 'redis')
+  const redis = backend?.redis
+  if (backend === undefined || redis === undefined) throw new Error('no redis backend')
+  const queue = createRedisRevocationQueue(redis, backend.keys())
+  await queue.enqueue([revoke()], 60) // loads the script
+  const scriptCalls = async (): Promise<number> => {
+    const stats = String(await redis.info('commandstats'))
+    return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0)
+  }
+  const before = await scriptCalls()
+  const jobs = Array.from({ length: 2 * ENQUEUE_CHUNK + 1 }, () => revoke())
+  const results = await queue.enqueue(jobs, 60)
+  t.equal(await scriptCalls() - before, 3, `${jobs.length} jobs in three scripts of at most ${ENQUEUE_CHUNK}`)
+  t.equal(results.filter((result) => result.enqueued).length, jobs.length)
+  t.same(await queue.counts(), { waiting: jobs.length + 1, active: 0, dead: 0 })
+})
