@@ -25,3 +25,11 @@ export function bearerToken (header: string | undefined): string | undefined {
   const token = match?.[1]
   return token !== undefined && BEARER_TOKEN_SYNTAX.test(token) ? token : undefined
 }
+
+/**
+ * A key's fingerprint, for audit records and logs: the first 16 hex digits of its SHA-256, enough to
+ * tell the configured keys apart and nothing to guess a random key from.
+ */
+export function keyFingerprint (key: string): string {
+  return digest(key).toString('hex').slice(0, 16)
+}

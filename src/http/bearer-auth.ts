@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { RelayError } from '../errors.js'
-import { bearerToken, createApiKeyMatcher } from './api-keys.js'
+import { bearerToken, createApiKeyMatcher, keyFingerprint } from './api-keys.js'
 import type { CallLimit, FailureLimit } from './rate-limit.js'
 
 export type AuthOutcome = 'not_configured' | 'unauthorized' | 'rate_limited'
@@ -25,10 +25,12 @@ export interface BearerAuthOptions {
  * The key is checked first: a right key always passes (a random key of 16 characters or more needs
  * no lockout to be safe from guessing), so that nobody can lock Kratos out by sending wrong keys from
  * the address Kratos shares with them (an ingress, a sidecar, NAT). Only failures are counted and
- * slowed. A runaway key is bounded by its own call limit. The key itself is never logged.
+ * slowed. A runaway key is bounded by its own call limit. The key itself is never logged; the
+ * request carries the accepted key's fingerprint (`request.apiKeyFingerprint`) for audit records.
  */
 export function bearerAuth (options: BearerAuthOptions) {
   const match = createApiKeyMatcher(options.keys)
+  const fingerprints = options.keys.map(keyFingerprint)
   const refuse = (outcome: AuthOutcome, error: RelayError): RelayError => {
     options.onRefused?.(outcome)
     return error
@@ -46,6 +48,7 @@ export function bearerAuth (options: BearerAuthOptions) {
       }
       throw refuse('unauthorized', new RelayError('ERR_UNAUTHORIZED', 'missing or wrong API key'))
     }
+    request.apiKeyFingerprint = fingerprints[key] ?? null
     // Counted per configured key, by its position: the key itself is kept nowhere else.
     const wait = options.perKey === undefined ? 0 : await options.perKey.hit(String(key))
     if (wait > 0) throw refuse('rate_limited', new RelayError('ERR_TOO_MANY_REQUESTS', 'too many requests; retry later', { retryAfter: wait }))

@@ -20,5 +20,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** What a route wants on the request's log line (an outcome, an identity id); never a secret. */
     logFields: Record<string, unknown> | null
+    /** The fingerprint of the API key an authenticated route accepted; null before or without one. */
+    apiKeyFingerprint: string | null
   }
 }

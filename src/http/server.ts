@@ -43,6 +43,7 @@ export async function createHttpServer (relay: Relay, log: Logger): Promise<Fast
   // One log line per request, with what the route decided (request.logFields) and the path only:
   // a query string could carry a token.
   app.decorateRequest('logFields', null)
+  app.decorateRequest('apiKeyFingerprint', null)
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
     relay.metrics.request(request.method, route, reply.statusCode, reply.elapsedTime / 1000)

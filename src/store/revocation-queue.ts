@@ -13,6 +13,18 @@ export type RevocationTarget =
   /** Every consent session (and its tokens) of a subject: `DELETE /admin/oauth2/auth/sessions/consent?subject=&all=true`. */
   | { kind: 'hydra-consent-sessions', subject: string }
 
+/**
+ * What asked for a revocation, for its audit record and logs: never a token or a key, only what
+ * names the request (a client id and `jti`, an admin key's fingerprint).
+ */
+export type JobCause =
+  /** A back-channel logout token from the issuer (OIDC BCL), for one of its clients. */
+  | { kind: 'backchannel-logout', clientId: string, jti: string }
+  /** A login hook that arrived after the logout of its sid. */
+  | { kind: 'late-login-hook' }
+  /** The admin API, by the key whose fingerprint this is. */
+  | { kind: 'admin-api', keyFingerprint: string }
+
 export interface Job {
   id: string
   target: RevocationTarget
@@ -20,11 +32,14 @@ export interface Job {
   createdAt: number
   /** The sid whose logout caused the job, for logs. */
   sid?: string
+  /** Absent on jobs queued before causes were recorded. */
+  cause?: JobCause
 }
 
 export interface NewJob {
   target: RevocationTarget
   sid?: string
+  cause?: JobCause
   /** Jobs with the same key within `dedupeTtlSeconds` are one job: the first wins. */
   dedupeKey?: string
 }
@@ -488,6 +503,7 @@ function toJob (newJob: NewJob, now: number): Job {
     id: randomUUID(),
     target: newJob.target,
     createdAt: now,
-    ...(newJob.sid !== undefined ? { sid: newJob.sid } : {})
+    ...(newJob.sid !== undefined ? { sid: newJob.sid } : {}),
+    ...(newJob.cause !== undefined ? { cause: newJob.cause } : {})
   }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { RelayError } from '../errors.js'
 import { isIdentityId } from './logout.js'
-import type { NewJob, RevocationQueue, RevocationTarget } from '../store/revocation-queue.js'
+import type { JobCause, NewJob, RevocationQueue, RevocationTarget } from '../store/revocation-queue.js'
 import type { IndexedSid, SessionIndex } from '../store/session-index.js'
 
 /**
@@ -16,6 +16,8 @@ export interface GlobalLogoutInput {
   identityId: string
   /** Also revoke every consent session of the subject, and the tokens Hydra issued under them. */
   revokeConsents: boolean
+  /** Who asked, for the audit record of each step. */
+  cause: JobCause
 }
 
 /** One step of a global logout, and whether this call queued it or found it queued moments ago. */
@@ -87,18 +89,22 @@ export function parseGlobalLogoutBody (body: unknown): { revokeConsents: boolean
 export async function logOutEverywhere (deps: GlobalLogoutDeps, input: GlobalLogoutInput): Promise<GlobalLogoutResult> {
   const sids = (await deps.index.sidsOf(input.identityId)).map((entry) => entry.sid).sort()
   const state = fingerprint(sids)
+  const { cause } = input
   const jobs: NewJob[] = sids.map((sid) => ({
     target: { kind: 'hydra-login-session', sid },
     sid,
+    cause,
     dedupeKey: `admin:hydra-login-session:${sid}`
   }))
   jobs.push({
     target: { kind: 'kratos-sessions', identityId: input.identityId },
+    cause,
     dedupeKey: `admin:kratos-sessions:${input.identityId}:${state}`
   })
   if (input.revokeConsents) {
     jobs.push({
       target: { kind: 'hydra-consent-sessions', subject: input.identityId },
+      cause,
       dedupeKey: `admin:hydra-consent-sessions:${input.identityId}:${state}`
     })
   }

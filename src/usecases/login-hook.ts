@@ -80,6 +80,7 @@ export async function indexLogin (deps: LoginHookDeps, input: LoginHookInput): P
   const [queued] = await deps.queue.enqueue([{
     target: { kind: 'kratos-sessions', identityId: input.identityId },
     sid,
+    cause: { kind: 'late-login-hook' },
     dedupeKey: `sid:${sid}`
   }], deps.rememberSeconds)
   if (queued?.enqueued === true) deps.onEnqueued()

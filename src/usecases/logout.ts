@@ -55,6 +55,7 @@ export async function acceptLogout (deps: LogoutDeps, token: string): Promise<Lo
     : {
         target: { kind: 'kratos-sessions', identityId },
         ...(claims.sid !== undefined ? { sid: claims.sid } : {}),
+        cause: { kind: 'backchannel-logout', clientId: claims.aud[0] ?? '', jti: claims.jti },
         dedupeKey: claims.sid !== undefined ? `sid:${claims.sid}` : `jti:${claims.jti}`
       }
   const record = await deps.queue.acceptLogout({

@@ -8,6 +8,8 @@ import { createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob, t
 import { createMemorySessionIndex, createRedisSessionIndex, type SessionIndex } from '../../src/store/session-index.js'
 import { backends } from '../helpers/backends.js'
 
+const cause = { kind: 'admin-api', keyFingerprint: '0123456789abcdef' } as const
+
 function codeOf (fn: () => unknown): { code: string, field: string | undefined } | undefined {
   try {
     fn()
@@ -79,7 +81,7 @@ for (const backend of await backends(t)) {
     for (const sid of sids) await index.add(sid, identityId)
     await index.add('sid-other', randomUUID())
 
-    const result = await logOutEverywhere(deps, { identityId, revokeConsents: false })
+    const result = await logOutEverywhere(deps, { identityId, revokeConsents: false, cause })
     t.same(result.sids, ['sid-a', 'sid-b', 'sid-c'])
     t.same(result.steps, [
       { target: { kind: 'hydra-login-session', sid: 'sid-a' }, status: 'queued' },
@@ -96,6 +98,7 @@ for (const backend of await backends(t)) {
       { kind: 'hydra-login-session', sid: 'sid-c' },
       { kind: 'kratos-sessions', identityId }
     ], 'the queue holds exactly these jobs')
+    t.ok(claimed.every((job) => job.job.cause?.kind === 'admin-api' && job.job.cause.keyFingerprint === cause.keyFingerprint), 'each job records who asked')
     t.same(claimed.filter((job) => job.job.target.kind === 'hydra-login-session').map((job) => job.job.sid).sort(), ['sid-a', 'sid-b', 'sid-c'], 'each Hydra job names its sid for the logs')
   })
 
@@ -103,14 +106,14 @@ for (const backend of await backends(t)) {
     const { index, deps } = setup()
     const identityId = randomUUID()
     await index.add('sid-1', identityId)
-    const withConsents = await logOutEverywhere(deps, { identityId, revokeConsents: true })
+    const withConsents = await logOutEverywhere(deps, { identityId, revokeConsents: true, cause })
     t.same(withConsents.steps.map((step) => step.target), [
       { kind: 'hydra-login-session', sid: 'sid-1' },
       { kind: 'kratos-sessions', identityId },
       { kind: 'hydra-consent-sessions', subject: identityId }
     ])
     const stranger = randomUUID()
-    const unknown = await logOutEverywhere(deps, { identityId: stranger, revokeConsents: false })
+    const unknown = await logOutEverywhere(deps, { identityId: stranger, revokeConsents: false, cause })
     t.same(unknown, { identityId: stranger, sids: [], steps: [{ target: { kind: 'kratos-sessions', identityId: stranger }, status: 'queued' }] })
   })
 
@@ -118,14 +121,14 @@ for (const backend of await backends(t)) {
     const { clock, index, queue, deps, wakes } = setup(backend.redis === undefined ? GLOBAL_LOGOUT_DEDUPE_SECONDS : 1)
     const identityId = randomUUID()
     await index.add('sid-1', identityId)
-    await logOutEverywhere(deps, { identityId, revokeConsents: true })
-    const repeat = await logOutEverywhere(deps, { identityId, revokeConsents: true })
+    await logOutEverywhere(deps, { identityId, revokeConsents: true, cause })
+    const repeat = await logOutEverywhere(deps, { identityId, revokeConsents: true, cause })
     t.same(repeat.steps.map((step) => step.status), ['already_queued', 'already_queued', 'already_queued'])
     t.equal(wakes(), 1, 'nothing new: the worker is not woken')
     t.equal((await queue.counts()).waiting, 3)
 
     await index.add('sid-2', identityId)
-    const afterLogin = await logOutEverywhere(deps, { identityId, revokeConsents: true })
+    const afterLogin = await logOutEverywhere(deps, { identityId, revokeConsents: true, cause })
     t.same(afterLogin.steps.map((step) => [step.target.kind, step.status]), [
       ['hydra-login-session', 'already_queued'],
       ['hydra-login-session', 'queued'],
@@ -138,7 +141,7 @@ for (const backend of await backends(t)) {
     } else {
       await new Promise((resolve) => setTimeout(resolve, 1100))
     }
-    const later = await logOutEverywhere(deps, { identityId, revokeConsents: true })
+    const later = await logOutEverywhere(deps, { identityId, revokeConsents: true, cause })
     t.same(later.steps.map((step) => step.status), ['queued', 'queued', 'queued', 'queued'], 'a later call acts again')
     t.equal((await queue.counts()).waiting, 10)
   })
@@ -148,7 +151,7 @@ for (const backend of await backends(t)) {
     const identityId = randomUUID()
     await index.add('sid-1', identityId)
     const failing: GlobalLogoutDeps = { ...deps, queue: { enqueue: async () => { throw new Error('store down') } } }
-    await t.rejects(logOutEverywhere(failing, { identityId, revokeConsents: false }), /store down/)
+    await t.rejects(logOutEverywhere(failing, { identityId, revokeConsents: false, cause }), /store down/)
     t.equal(wakes(), 0)
   })
 

@@ -57,7 +57,7 @@ export async function adminRoutes (app: FastifyInstance): Promise<void> {
     try {
       const identityId = parseIdentityId(request.params.id)
       const { revokeConsents } = parseGlobalLogoutBody(request.body)
-      const result = await relay.logOutEverywhere({ identityId, revokeConsents })
+      const result = await relay.logOutEverywhere({ identityId, revokeConsents, cause: { kind: 'admin-api', keyFingerprint: request.apiKeyFingerprint ?? '' } })
       const queued = result.steps.filter((step) => step.status === 'queued').length
       relay.metrics.admin('logout', queued > 0 ? 'queued' : 'already_queued')
       request.logFields = { outcome: 'global_logout_queued', identity: identityId, sids: result.sids.length, steps: result.steps.length, queued, revokeConsents }
