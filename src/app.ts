@@ -50,7 +50,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     ...config.revocation,
     ...(deps.pollIntervalMs !== undefined ? { pollIntervalMs: deps.pollIntervalMs } : {}),
     clock,
-    onOutcome: (outcome, job) => metrics.revocation(outcome, job.target.kind)
+    onOutcome: (outcome, job, status) => metrics.revocation(outcome, job.target.kind, status)
   })
   const retention = new DeadLetterRetention({ queue: stores.queue, ...config.deadLetters, log: log.child({ module: 'dead-letters' }), clock })
   const verify = createLogoutTokenVerifier({

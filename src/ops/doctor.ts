@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig, redactUrl, type Config, type ReadSecretFile } from '../config.js'
+import { PROOF_REQUESTS, judgeProofAnswer, type AdminService, type ProofAnswer } from '../ory/admin-proof.js'
 import { createRedisClient } from '../store/redis.js'
 import { algorithmsForJwk } from '../token/algorithms.js'
 import { discoveryUrl, fetchDiscovery } from '../token/discovery.js'
@@ -93,8 +94,8 @@ export async function runDoctor (options: DoctorOptions): Promise<DoctorReport> 
   const pending: Array<Promise<CheckResult[]>> = [
     checkRedis(config, options.connectRedis ?? connectRedis, timeoutMs),
     checkIssuer(config, fetchImpl, timeoutMs),
-    checkAdminApi('kratos admin', 'KRATOS_ADMIN_URL', config.kratos.adminUrl, config.kratos.adminToken, ['/health/ready', '/admin/health/ready'], fetchImpl, timeoutMs),
-    checkAdminApi('hydra admin', 'HYDRA_ADMIN_URL', config.hydra.adminUrl, config.hydra.adminToken, ['/health/ready'], fetchImpl, timeoutMs),
+    checkAdminApi('kratos admin', 'kratos', config.kratos.adminUrl, config.kratos.adminToken, ['/health/ready', '/admin/health/ready'], fetchImpl, timeoutMs),
+    checkAdminApi('hydra admin', 'hydra', config.hydra.adminUrl, config.hydra.adminToken, ['/health/ready'], fetchImpl, timeoutMs),
     Promise.resolve(checkKeys(config))
   ]
   for (const group of pending) for (const result of await group) report(result)
@@ -265,6 +266,16 @@ async function checkEviction (redis: DoctorRedis): Promise<CheckResult> {
 
 interface Fetched { status: number, body: unknown }
 
+/** A GET's whole answer, as the relay's admin proof judges it. */
+async function getText (fetchImpl: typeof fetch, url: string, timeoutMs: number, token?: string): Promise<ProofAnswer> {
+  const response = await fetchImpl(url, {
+    headers: { accept: 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) },
+    redirect: 'manual',
+    signal: AbortSignal.timeout(timeoutMs)
+  })
+  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: await response.text() }
+}
+
 async function getJson (fetchImpl: typeof fetch, url: string, timeoutMs: number, token?: string): Promise<Fetched> {
   const response = await fetchImpl(url, {
     headers: { accept: 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) },
@@ -387,27 +398,57 @@ async function checkIssuer (config: Config, fetchImpl: typeof fetch, timeoutMs: 
 
 // ---- Kratos and Hydra admin ----------------------------------------------------------------------
 
+/**
+ * An admin URL as the relay needs it: up and ready (`/health/ready`, or `/admin/health/ready` where
+ * only `/admin/` is served), and answering the admin API itself — the same proof the relay makes
+ * before it sends a revocation there ({@link judgeProofAnswer}), which fails for the public port and
+ * for a path prefix too many, where a health check alone would pass.
+ */
 async function checkAdminApi (
-  name: string, variable: string, adminUrl: string, token: string | undefined, paths: string[], fetchImpl: typeof fetch, timeoutMs: number
+  name: string, service: AdminService, adminUrl: string, token: string | undefined, healthPaths: string[], fetchImpl: typeof fetch, timeoutMs: number
 ): Promise<CheckResult[]> {
+  const { variable, tokenVariable, path: proofPath } = PROOF_REQUESTS[service]
   const base = adminUrl.replace(/\/+$/, '')
-  const fix = `check ${variable} (the admin port, reachable from the relay)${token !== undefined ? ` and ${variable.replace('_URL', '_TOKEN')}` : ''}`
+  const shown = redactUrl(base).replace(/\/+$/, '')
+  const fix = `check ${variable} (the admin port, reachable from the relay)${token !== undefined ? ` and ${tokenVariable}` : ''}`
+  let ready: string | undefined
   let last: CheckResult | undefined
-  for (const path of paths) {
-    const url = `${redactUrl(base).replace(/\/+$/, '')}${path}`
+  for (const path of healthPaths) {
     try {
       const { status } = await getJson(fetchImpl, `${base}${path}`, timeoutMs, token)
-      if (status === 200) return [{ name, status: 'pass', message: `${url} answers 200` }]
+      if (status === 200) {
+        ready = `${shown}${path}`
+        break
+      }
       last = status === 503
-        ? { name, status: 'fail', message: `${url} answers 503: up, but not ready`, fix: 'check its logs: usually the database or migrations' }
-        : { name, status: 'fail', message: `${url} answers ${status}`, fix }
+        ? { name, status: 'fail', message: `${shown}${path} answers 503: up, but not ready`, fix: 'check its logs: usually the database or migrations' }
+        : { name, status: 'fail', message: `${shown}${path} answers ${status}`, fix }
       // Another path only when this one does not exist here (Kratos' admin port also serves /admin/health/ready).
       if (status !== 404) break
     } catch (err) {
-      return [{ name, status: 'fail', message: `${url} does not answer (${reasonOf(err, timeoutMs)})`, fix }]
+      return [{ name, status: 'fail', message: `${shown}${path} does not answer (${reasonOf(err, timeoutMs)})`, fix }]
     }
   }
-  return last === undefined ? [] : [last]
+  // Not ready, or no answer: that is the finding. A health route that does not exist here may mean the
+  // URL is not the admin API at all: the proof below says how.
+  if (ready === undefined && last !== undefined && !/answers 404$/.test(last.message)) return [last]
+
+  let answer: ProofAnswer
+  try {
+    answer = await getText(fetchImpl, `${base}${proofPath}`, timeoutMs, token)
+  } catch (err) {
+    return [{ name, status: 'fail', message: `${shown}${proofPath} does not answer (${reasonOf(err, timeoutMs)})`, fix }]
+  }
+  const proof = judgeProofAnswer(service, adminUrl, answer)
+  switch (proof.state) {
+    case 'proven':
+      if (ready === undefined) return last === undefined ? [] : [last]
+      return [{ name, status: 'pass', message: `${ready} answers 200, and ${shown} answers ${PROOF_REQUESTS[service].what} (GET ${proofPath.split('?')[0] ?? ''})` }]
+    case 'wrong':
+      return [{ name, status: 'fail', message: `${shown}: ${proof.reason}; revocations would wait in the queue`, fix: proof.fix }]
+    case 'unreachable':
+      return [{ name, status: 'fail', message: `${shown}: ${proof.reason}`, fix }]
+  }
 }
 
 // ---- API keys ------------------------------------------------------------------------------------

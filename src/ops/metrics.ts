@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { TokenRejection } from '../errors.js'
+import type { AdminApiProof, AdminService } from '../ory/admin-proof.js'
 import type { QueueCounts } from '../store/revocation-queue.js'
 import type { JobOutcome } from '../revocation/worker.js'
 
@@ -25,8 +26,14 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
   })
   const revocations = new Counter({
     name: 'logout_relay_revocations_total',
-    help: 'Revocation attempts by outcome: succeeded, retried, dead_lettered.',
-    labelNames: ['outcome', 'kind'] as const,
+    help: 'Revocation attempts by outcome (succeeded, retried, held, dead_lettered), job kind, and the upstream status (204, 404 for nothing left to revoke; empty without an answer).',
+    labelNames: ['outcome', 'kind', 'status'] as const,
+    registers: [registry]
+  })
+  const adminApiProven = new Gauge({
+    name: 'logout_relay_admin_api_proven',
+    help: '1 while the admin URL of the service (kratos, hydra) is proven to answer its admin API; 0 while it answers something else (a wrong URL or token: revocations there wait) or nothing.',
+    labelNames: ['service'] as const,
     registers: [registry]
   })
   const hookCalls = new Counter({
@@ -95,9 +102,12 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     logout (outcome: LogoutOutcome, reason: TokenRejection | 'request' | '' = '') {
       logoutTokens.inc({ outcome, reason })
     },
-    revocation (outcome: JobOutcome, kind: string) {
-      revocations.inc({ outcome, kind })
+    revocation (outcome: JobOutcome, kind: string, status: number | undefined) {
+      revocations.inc({ outcome, kind, status: status === undefined ? '' : String(status) })
       if (outcome === 'dead_lettered') deadLettered.inc()
+    },
+    adminApiProof (service: AdminService, proof: AdminApiProof) {
+      adminApiProven.set({ service }, proof.state === 'proven' ? 1 : 0)
     },
     hook (outcome: HookOutcome) {
       hookCalls.inc({ outcome })

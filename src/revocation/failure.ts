@@ -14,15 +14,19 @@ export type FailureKind = 'transient' | 'refused' | 'held'
 export class RevocationFailure extends Error {
   readonly code = 'ERR_REVOCATION_FAILED'
 
+  /** For `held`: how long the job waits before it is looked at again. */
+  readonly retryInMs: number | undefined
+
   constructor (
     readonly kind: FailureKind,
     message: string,
     /** The upstream's HTTP status, when it answered. */
     readonly status?: number,
-    options?: { cause?: unknown }
+    options: { cause?: unknown, retryInMs?: number } = {}
   ) {
-    super(message, options)
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'RevocationFailure'
+    this.retryInMs = options.retryInMs
   }
 }
 

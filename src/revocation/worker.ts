@@ -3,12 +3,18 @@ import type { Clock } from '../clock.js'
 import type { ClaimedJob, Job, RevocationQueue, RevocationTarget } from '../store/revocation-queue.js'
 import { isRevocationFailure } from './failure.js'
 
-export type JobOutcome = 'succeeded' | 'retried' | 'dead_lettered'
+/** What a revocation that happened reports: the upstream's status (204, or 404 for nothing left). */
+export interface RevocationDone {
+  status: number
+}
+
+/** `held`: put back uncounted while its admin API is not proven (see `RevocationFailure`). */
+export type JobOutcome = 'succeeded' | 'retried' | 'held' | 'dead_lettered'
 
 export interface RevocationWorkerOptions {
   queue: RevocationQueue
   /** Performs one revocation; throws when it did not happen (a `RevocationFailure` says whether retrying can cure it). */
-  execute: (target: RevocationTarget) => Promise<void>
+  execute: (target: RevocationTarget) => Promise<RevocationDone | void>
   log: Logger
   /** After this many attempts a job becomes a dead letter. */
   maxAttempts: number
@@ -24,7 +30,8 @@ export interface RevocationWorkerOptions {
   pollIntervalMs?: number
   clock?: Clock
   random?: () => number
-  onOutcome?: (outcome: JobOutcome, job: Job) => void
+  /** Told of each attempt's outcome, with the upstream's status when it answered. */
+  onOutcome?: (outcome: JobOutcome, job: Job, status: number | undefined) => void
 }
 
 /**
@@ -171,16 +178,24 @@ export class RevocationWorker {
     const { job, attempts } = claimed
     const { queue, log, clock } = this.#options
     const fields = { job: job.id, target: job.target, attempts }
+    let done: RevocationDone | undefined
     try {
-      await this.#options.execute(job.target)
+      done = (await this.#options.execute(job.target)) ?? undefined
     } catch (err) {
       const failure = isRevocationFailure(err) ? err : undefined
+      if (failure?.kind === 'held') {
+        // Not an attempt: the job never went out. It waits, however long, for a proven admin URL.
+        await queue.release(claimed, clock() + (failure.retryInMs ?? this.#options.pollIntervalMs))
+        log.debug({ ...fields, error: failure.message }, 'revocation held: its admin URL is not proven')
+        this.#options.onOutcome?.('held', job, undefined)
+        return
+      }
       const message = failure?.message ?? `unexpected error: ${(err as Error).message}`
       const age = clock() - job.createdAt
       if (attempts >= this.#options.maxAttempts || age >= this.#options.maxAgeMs) {
         await queue.bury(claimed, message)
         log.error({ ...fields, error: message }, 'revocation failed for good; moved to the dead letters')
-        this.#options.onOutcome?.('dead_lettered', job)
+        this.#options.onOutcome?.('dead_lettered', job, failure?.status)
         return
       }
       const delay = backoffDelay(attempts, this.#options.backoffBaseMs, this.#options.backoffMaxMs, this.#options.random)
@@ -190,12 +205,12 @@ export class RevocationWorker {
       } else {
         log.error({ ...fields, error: message, retryInMs: delay }, 'revocation refused (check the admin URL and token); will retry')
       }
-      this.#options.onOutcome?.('retried', job)
+      this.#options.onOutcome?.('retried', job, failure?.status)
       return
     }
     await this.#complete(claimed)
     log.debug(fields, 'revocation done')
-    this.#options.onOutcome?.('succeeded', job)
+    this.#options.onOutcome?.('succeeded', job, done?.status)
   }
 }
 

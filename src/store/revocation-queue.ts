@@ -112,8 +112,11 @@ export interface RevocationQueue {
   retry: (claimed: ClaimedJob, dueAt: number) => Promise<boolean>
   /** Gives the job up: it moves to the dead letters with its last error. */
   bury: (claimed: ClaimedJob, lastError: string) => Promise<boolean>
-  /** Hands an unstarted job back at once, its attempt not counted (shutdown). */
-  release: (claimed: ClaimedJob) => Promise<boolean>
+  /**
+   * Hands a job back, its attempt not counted: at once (an unstarted job at shutdown), or due at
+   * `dueAt` (a job held while its admin API is not proven).
+   */
+  release: (claimed: ClaimedJob, dueAt?: number) => Promise<boolean>
   counts: () => Promise<QueueCounts>
   /** When the next waiting job is due, or null when none waits. */
   nextDueAt: () => Promise<number | null>
@@ -334,8 +337,8 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     async retry ({ job, lease }, dueAt) {
       return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, dueAt, '1']) === 1
     },
-    async release ({ job, lease }) {
-      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, clock(), '0']) === 1
+    async release ({ job, lease }, dueAt) {
+      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, dueAt ?? clock(), '0']) === 1
     },
     async bury ({ job, lease, attempts }, lastError) {
       const now = clock()
@@ -447,11 +450,11 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
       waiting.set(job.id, dueAt)
       return true
     },
-    async release ({ job, lease, attempts: count }) {
+    async release ({ job, lease, attempts: count }, dueAt) {
       if (!holds(job.id, lease)) return false
       active.delete(job.id)
       attempts.set(job.id, count - 1)
-      waiting.set(job.id, clock())
+      waiting.set(job.id, dueAt ?? clock())
       return true
     },
     async bury ({ job, lease, attempts: count }, lastError) {

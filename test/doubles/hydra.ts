@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/token/logout-token.js'
-import { OryDouble } from './ory-double.js'
+import { OryDouble, type OryDoubleOptions } from './ory-double.js'
 
 export interface SigningKey {
   kid: string
@@ -33,12 +33,15 @@ export interface LoginRequest {
 export class HydraDouble extends OryDouble {
   readonly keys: SigningKey[]
   readonly loginRequests = new Map<string, LoginRequest>()
+  /** The OAuth2 clients `GET /admin/clients` lists, as Hydra's admin API shows them. */
+  readonly clients: Array<Record<string, unknown>>
   /** Called when a login session is revoked by sid, as Hydra would then send back-channel logouts. */
   onRevokeLoginSession: ((sid: string) => Promise<void> | void) | undefined
 
-  private constructor (keys: SigningKey[], options: { token?: string }) {
+  private constructor (keys: SigningKey[], options: OryDoubleOptions) {
     const state = { keys, issuer: '' }
     const loginRequests = new Map<string, LoginRequest>()
+    const clients: Array<Record<string, unknown>> = []
     super('hydra/api.json', {
       discoverOidcConfiguration: () => ({
         status: 200,
@@ -79,17 +82,19 @@ export class HydraDouble extends OryDouble {
         return { status: 204 }
       },
       revokeOAuth2ConsentSessions: () => ({ status: 204 }),
+      listOAuth2Clients: () => ({ status: 200, body: clients.map((client) => ({ ...client })) }),
       isAlive: () => ({ status: 200, body: { status: 'ok' } }),
       isReady: () => ({ status: 200, body: { status: 'ok' } })
     }, options)
     this.keys = keys
     this.loginRequests = loginRequests
+    this.clients = clients
     this.#state = state
   }
 
   readonly #state: { keys: SigningKey[], issuer: string }
 
-  static async start (options: { token?: string } = {}): Promise<HydraDouble> {
+  static async start (options: OryDoubleOptions = {}): Promise<HydraDouble> {
     const hydra = new HydraDouble([await createSigningKey()], options)
     await hydra.listen()
     hydra.#state.issuer = `${hydra.url}/`

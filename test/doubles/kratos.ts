@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { OryDouble } from './ory-double.js'
+import { OryDouble, type OryDoubleOptions } from './ory-double.js'
 
 /**
  * Kratos' admin API as its OpenAPI document describes it, with sessions per identity:
@@ -8,7 +8,7 @@ import { OryDouble } from './ory-double.js'
 export class KratosDouble extends OryDouble {
   readonly sessions = new Map<string, string[]>()
 
-  constructor (options: { token?: string } = {}) {
+  constructor (options: OryDoubleOptions = {}) {
     const sessions = new Map<string, string[]>()
     super('kratos/api.json', {
       deleteIdentitySessions: ({ params }) => {
@@ -20,6 +20,10 @@ export class KratosDouble extends OryDouble {
       listIdentitySessions: ({ params }) => ({
         status: 200,
         body: (sessions.get(params['id'] ?? '') ?? []).map((id) => ({ id, active: true, identity: { id: params['id'] } }))
+      }),
+      listIdentities: () => ({
+        status: 200,
+        body: [...sessions.keys()].slice(0, 1).map((id) => ({ id, schema_id: 'default', schema_url: '', state: 'active', traits: {} }))
       }),
       isAlive: () => ({ status: 200, body: { status: 'ok' } }),
       isReady: () => ({ status: 200, body: { status: 'ok' } })

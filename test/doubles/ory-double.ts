@@ -61,6 +61,13 @@ export interface Answer {
 
 export type Handler = (call: RecordedCall) => Answer | Promise<Answer>
 
+export interface OryDoubleOptions {
+  /** The admin API asks for this Bearer token, as Ory Network does. */
+  token?: string
+  /** Which port of the server the double plays (default admin: every operation of the document). */
+  port?: 'admin' | 'public'
+}
+
 /** How an operation fails, for the next `times` calls (Infinity: until `heal`). */
 export type Fault =
   | { status: number, times?: number }
@@ -79,6 +86,9 @@ export class OryDouble {
   /** The operation of each request, recorded as it arrives, before any fault or pause. */
   readonly arrivals: string[] = []
   readonly violations: string[] = []
+  /** Requests for routes the API does not have, answered as Ory's router does (404 page not found). */
+  readonly strays: string[] = []
+  #straysExpected: boolean
   readonly #operations: Operation[]
   readonly #handlers: Record<string, Handler>
   readonly #faults = new Map<string, Fault & { remaining: number }>()
@@ -88,15 +98,18 @@ export class OryDouble {
   #token: string | undefined
   url = ''
 
-  constructor (specFile: string, handlers: Record<string, Handler>, options: { token?: string } = {}) {
-    this.#operations = loadOperations(specFile)
-    this.#handlers = handlers
-    this.#token = options.token
+  constructor (specFile: string, handlers: Record<string, Handler>, options: OryDoubleOptions = {}) {
+    const operations = loadOperations(specFile)
     for (const operationId of Object.keys(handlers)) {
-      if (!this.#operations.some((operation) => operation.operationId === operationId)) {
+      if (!operations.some((operation) => operation.operationId === operationId)) {
         throw new Error(`${operationId} is not an operation of ${specFile}`)
       }
     }
+    // A public port serves no /admin/ route at all: those requests are strays there.
+    this.#operations = operations.filter((operation) => options.port !== 'public' || !operation.pattern.source.startsWith('^\\/admin\\/'))
+    this.#handlers = handlers
+    this.#token = options.token
+    this.#straysExpected = options.port === 'public'
   }
 
   async listen (port = 0): Promise<this> {
@@ -116,6 +129,14 @@ export class OryDouble {
 
   get port (): number {
     return Number(new URL(this.url).port)
+  }
+
+  /**
+   * Requests for routes the API does not have are expected (a test of a misconfigured URL): they are
+   * recorded in `strays`, not as violations.
+   */
+  expectStrays (): void {
+    this.#straysExpected = true
   }
 
   /** Makes the next calls of an operation fail. */
@@ -166,8 +187,12 @@ export class OryDouble {
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const operation = this.#operations.find((op) => op.method === req.method && op.pattern.test(url.pathname))
     if (operation === undefined) {
-      this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
-      return this.#send(res, 404, { error: { code: 404, message: 'not found' } })
+      this.strays.push(`${req.method ?? '?'} ${url.pathname}`)
+      if (!this.#straysExpected) this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
+      this.#wake()
+      // What Ory's Go router answers for a route it does not have.
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n')
+      return
     }
     this.arrivals.push(operation.operationId)
     this.#wake()

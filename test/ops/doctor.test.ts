@@ -250,13 +250,56 @@ t.test('kratos admin: /admin/health/ready where /health/ready is not served', as
   const proxied: typeof fetch = async (input, init) => {
     const url = String(input)
     if (!url.startsWith('http://kratos.test')) return await fetch(input, init)
-    asked.push(new URL(url).pathname)
+    const { pathname } = new URL(url)
+    asked.push(pathname)
+    if (pathname === '/admin/identities') return Response.json([])
     return new Response('{}', { status: url.endsWith('/admin/health/ready') ? 200 : 404 })
   }
   const report = await run({ KRATOS_ADMIN_URL: 'http://kratos.test' }, { fetch: proxied })
-  t.same(asked, ['/health/ready', '/admin/health/ready'])
+  t.same(asked, ['/health/ready', '/admin/health/ready', '/admin/identities'])
   t.equal(report.byName.get('kratos admin')?.status, 'pass')
-  t.match(report.byName.get('kratos admin')?.message, 'http://kratos.test/admin/health/ready answers 200')
+  t.match(report.byName.get('kratos admin')?.message, "http://kratos.test/admin/health/ready answers 200, and http://kratos.test answers Kratos' admin API (GET /admin/identities)")
+})
+
+t.test('an admin URL with a path prefix too many, or the public port, fails, naming the check and the fix', async (t) => {
+  const { kratos, hydra, run } = await setup(t)
+  kratos.expectStrays()
+  hydra.expectStrays()
+  const prefixed = await run({ KRATOS_ADMIN_URL: `${kratos.url}/admin`, HYDRA_ADMIN_URL: `${hydra.url}/admin/` })
+  t.equal(prefixed.exitCode, 1)
+  t.equal(prefixed.byName.get('kratos admin')?.status, 'fail', 'though /admin/health/ready answers 200 there')
+  t.match(prefixed.byName.get('kratos admin')?.message, /GET \/admin\/identities answered 404: this URL has no Kratos' admin API/)
+  t.match(prefixed.byName.get('kratos admin')?.fix, 'remove the path "/admin" from KRATOS_ADMIN_URL')
+  t.equal(prefixed.byName.get('hydra admin')?.status, 'fail')
+  t.match(prefixed.byName.get('hydra admin')?.fix, 'remove the path "/admin" from HYDRA_ADMIN_URL')
+  t.ok(kratos.strays.includes('GET /admin/admin/identities'), 'the proof went where the relay would send its calls')
+
+  const publicPort = await KratosDouble.prototype.listen.call(new KratosDouble({ port: 'public' }))
+  t.teardown(() => publicPort.close())
+  const onPublic = await run({ KRATOS_ADMIN_URL: publicPort.url })
+  t.equal(onPublic.byName.get('kratos admin')?.status, 'fail', 'the public port answers /health/ready, but serves no admin route')
+  t.match(onPublic.byName.get('kratos admin')?.message, /answered 404/)
+  t.match(onPublic.byName.get('kratos admin')?.fix, "set KRATOS_ADMIN_URL to Kratos' admin API's port (4434 by default), not the public port")
+  t.match(formatCheck(onPublic.byName.get('kratos admin') as CheckResult), /^✖ kratos admin: .* — fix: set KRATOS_ADMIN_URL/)
+})
+
+t.test('an admin API that refuses the token, or answers something else with 200, fails', async (t) => {
+  const { run } = await setup(t)
+  const guarded = await HydraDouble.start({ token: 'the-right-token' })
+  t.teardown(() => guarded.close())
+  const refused = await run({ HYDRA_ADMIN_URL: guarded.url, HYDRA_ADMIN_TOKEN: 'a-wrong-token' })
+  t.equal(refused.byName.get('hydra admin')?.status, 'fail')
+  t.match(refused.byName.get('hydra admin')?.message, /answered 401: Hydra's admin API refuses the relay/)
+  t.match(refused.byName.get('hydra admin')?.fix, /HYDRA_ADMIN_TOKEN/)
+
+  const ui: typeof fetch = async (input, init) => {
+    const url = String(input)
+    if (!url.startsWith('http://ui.test')) return await fetch(input, init)
+    return new Response('<html>login</html>', { status: 200, headers: { 'content-type': 'text/html' } })
+  }
+  const html = await run({ KRATOS_ADMIN_URL: 'http://ui.test' }, { fetch: ui })
+  t.equal(html.byName.get('kratos admin')?.status, 'fail')
+  t.match(html.byName.get('kratos admin')?.message, /answered 200 but not with the JSON list Kratos' admin API gives/)
 })
 
 t.test('the admin tokens go along as Bearer tokens', async (t) => {

@@ -7,7 +7,7 @@ import { RevocationWorker, backoffDelay, type JobOutcome, type RevocationWorkerO
 import { eventually } from '../helper.js'
 
 function setup (t: { teardown: (fn: () => unknown) => void }, execute: RevocationWorkerOptions['execute'], overrides: Partial<RevocationWorkerOptions> = {}) {
-  const queue = createMemoryRevocationQueue()
+  const queue = createMemoryRevocationQueue(overrides.clock)
   const outcomes: JobOutcome[] = []
   const worker = new RevocationWorker({
     queue,
@@ -85,6 +85,30 @@ t.test('buries a job older than the maximum age at its next failure', async (t) 
   await enqueue()
   t.ok(await eventually(() => outcomes.includes('dead_lettered')))
   t.same(outcomes, ['dead_lettered'])
+})
+
+t.test('a held job waits uncounted, never dead-lettered for it, and runs once its admin URL is right', async (t) => {
+  let offset = 0
+  let calls = 0
+  const attemptsSeen: number[] = []
+  const { queue, outcomes, enqueue } = setup(t, async () => {
+    calls++
+    // Hours pass and attempts would run out: a held job is dead-lettered for neither.
+    offset += 3_600_000
+    if (calls <= 5) throw new RevocationFailure('held', 'KRATOS_ADMIN_URL is not proven', undefined, { retryInMs: 5 })
+    return { status: 204 }
+  }, { clock: () => Date.now() + offset, maxAttempts: 2, maxAgeMs: 60_000 })
+  const original = queue.claim.bind(queue)
+  queue.claim = async (limit, leaseMs) => {
+    const claimed = await original(limit, leaseMs)
+    attemptsSeen.push(...claimed.map((job) => job.attempts))
+    return claimed
+  }
+  await enqueue()
+  t.ok(await eventually(() => outcomes.includes('succeeded'), 5000))
+  t.same(outcomes, ['held', 'held', 'held', 'held', 'held', 'succeeded'])
+  t.same(attemptsSeen, [1, 1, 1, 1, 1, 1], 'no hold counts as an attempt')
+  t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
 })
 
 t.test('never runs more jobs at once than its concurrency', async (t) => {
