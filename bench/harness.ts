@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { LoadResult } from './load.js'
+import type { PacedResult } from './paced-load.js'
 
 /** What the benchmarks share: processes they start and measure, the issuer, the Kratos double, the load. */
 
@@ -45,6 +46,19 @@ export async function load (job: Record<string, unknown>): Promise<LoadResult> {
   rmSync(file)
   if (code !== 0) throw new Error(`load generator exited ${String(code)}`)
   return JSON.parse(output) as LoadResult
+}
+
+/** Runs a time-to-revocation load job (see paced-load.ts) in a process of its own. */
+export async function pacedLoad (job: Record<string, unknown>): Promise<PacedResult> {
+  const file = join(work, `paced-${randomUUID()}.json`)
+  writeFileSync(file, JSON.stringify(job))
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench/paced-load.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const chunks: Buffer[] = []
+  child.stdout?.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  rmSync(file)
+  if (code !== 0) throw new Error(`paced load generator exited ${String(code)}`)
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as PacedResult
 }
 
 /**
@@ -130,24 +144,34 @@ export interface KratosDouble {
   port: number
   pid: number
   saw: (message: 'reset' | 'report') => Promise<KratosSaw>
+  /** When each identity's revocation arrived since the last call (µs of the shared monotonic clock); then forgotten. */
+  arrivals: () => Promise<Record<string, number>>
   /** Waits until `count` revocations arrived since the last reset (at most `timeoutMs`); what it saw. */
   revoked: (count: number, timeoutMs?: number) => Promise<KratosSaw>
   close: () => void
 }
 
-/** The Kratos double (kratos-double.mjs), in a process of its own: 204 at once to every revocation, counting them. */
-export async function startKratosDouble (): Promise<KratosDouble> {
-  const child = fork(join(root, 'bench/kratos-double.mjs'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+/**
+ * The Kratos double (kratos-double.mjs), in a process of its own: 204 to every revocation, at once or
+ * after `latencyMs`, counting them.
+ */
+export async function startKratosDouble (options: { latencyMs?: number } = {}): Promise<KratosDouble> {
+  const child = fork(join(root, 'bench/kratos-double.mjs'), [], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, KRATOS_LATENCY_MS: String(options.latencyMs ?? 0) }
+  })
   children.push(child)
   const port = await new Promise<number>((resolve) => child.once('message', (message) => resolve((message as { port: number }).port)))
-  const saw = async (message: 'reset' | 'report'): Promise<KratosSaw> => await new Promise((resolve) => {
-    child.once('message', (answer) => resolve(answer as KratosSaw))
+  const ask = async <T>(message: string): Promise<T> => await new Promise((resolve) => {
+    child.once('message', (answer) => resolve(answer as T))
     child.send(message)
   })
+  const saw = async (message: 'reset' | 'report'): Promise<KratosSaw> => await ask<KratosSaw>(message)
   return {
     port,
     pid: child.pid ?? 0,
     saw,
+    arrivals: async () => await ask<Record<string, number>>('arrivals'),
     async revoked (count, timeoutMs = 30_000) {
       const since = Date.now()
       let seen = await saw('report')

@@ -11,6 +11,7 @@ import { createRedisSessionIndex } from '../src/store/session-index.js'
 import { freePort, spawnRedis } from '../test/helpers/redis.js'
 import { cleanUp, cpuSeconds, load as loadJob, log, logoutLoad, root, rssMegabytes, signLogoutTokens, sleep, startIssuer, startKratosDouble, startProcess, stop, type KratosSaw } from './harness.js'
 import type { LoadResult } from './load.js'
+import { measureTimeToRevocation, timeToRevocationRows } from './time-to-revocation.js'
 
 /**
  * `npm run bench`: the relay's speed as ratios to what this machine can do, in one bounded run on
@@ -19,7 +20,8 @@ import type { LoadResult } from './load.js'
  * load generator (autocannon) in a process of its own. Prints a table; `--json FILE` also writes it.
  * Every server is warmed up before it is measured, so that the figures are of compiled code, not of
  * V8 compiling it. BENCH_LOGOUTS sets the number of measured logouts (30000); BENCH_PHASES a subset of
- * the phases (hook, baselines, logout, drain, memory, rss), e.g. to profile one.
+ * the phases (hook, baselines, logout, ttr, drain, memory, rss), e.g. to profile one; BENCH_TTR_LOGOUTS
+ * and BENCH_TTR_ROUNDS the time-to-revocation runs (4000 logouts, 3 rounds per figure).
  */
 const CONNECTIONS = 50
 const LOGOUTS = Number(process.env['BENCH_LOGOUTS'] ?? 30_000)
@@ -33,7 +35,11 @@ const DRAIN_JOBS = 10_000
 const DRAIN_WARMUP_JOBS = 3000
 const INDEX_ENTRIES = 100_000
 const IDLE_SETTLE_MS = 45_000
-const ALL_PHASES = ['hook', 'baselines', 'logout', 'drain', 'memory', 'rss']
+const ALL_PHASES = ['hook', 'baselines', 'logout', 'ttr', 'drain', 'memory', 'rss']
+/** Time to revocation: logouts per round, rounds, the steady rate (logouts/s). */
+const TTR_LOGOUTS = Number(process.env['BENCH_TTR_LOGOUTS'] ?? 4000)
+const TTR_ROUNDS = Number(process.env['BENCH_TTR_ROUNDS'] ?? 3)
+const TTR_RATE = 500
 const phases = new Set((process.env['BENCH_PHASES'] ?? ALL_PHASES.join(',')).split(',').map((phase) => phase.trim()))
 const HOOK_KEY = `bench-hook-key-${randomUUID()}`
 const began = Date.now()
@@ -251,6 +257,31 @@ async function main (): Promise<void> {
     }
   }
   await stop(relay)
+
+  if (phases.has('ttr')) {
+    const index = createRedisSessionIndex(client, new Keyspace('logout-relay:'), { sidTtlSeconds: 86_400, unresolvedSidTtlSeconds: 86_400 })
+    const ttr = await measureTimeToRevocation({
+      issuer: issuerKeys,
+      index,
+      logouts: TTR_LOGOUTS,
+      rounds: TTR_ROUNDS,
+      rate: TTR_RATE,
+      connections: CONNECTIONS,
+      latenciesMs: [0, 20],
+      startRelay: async (port) => {
+        const child = await startProcess(relayArgs, { ...relayEnv, KRATOS_ADMIN_URL: `http://127.0.0.1:${port}` }, relayPort)
+        return { child, port: relayPort }
+      },
+      startBaselineD: async (port) => {
+        const baselinePort = await freePort()
+        const child = await startProcess(['--import', 'tsx', join(root, 'bench/baseline.ts')],
+          { MODE: 'D', JWKS: JSON.stringify(jwks), ISSUER: issuer, REDIS_URL: redis.url, KRATOS_URL: `http://127.0.0.1:${port}` }, baselinePort)
+        return { child, port: baselinePort }
+      }
+    })
+    results['timeToRevocation'] = ttr
+    rows.push(...timeToRevocationRows(ttr))
+  }
 
   if (phases.has('drain')) {
     relay = await startProcess(relayArgs, relayEnv, relayPort)
