@@ -13,28 +13,8 @@ t.setTimeout(600_000)
 const binaries = requireOryBinaries(t)
 if (binaries !== undefined) {
   const stack = await startStack(t, binaries)
-  const { ory, relay } = stack
-  const WAIT = { timeoutMs: 30_000, processes: [ory.hydra, ory.kratos, relay.process] }
-
-  /** The sids the relay's admin API lists for an identity. */
-  const indexedSids = async (identityId: string): Promise<string[]> => {
-    const answer = await relay.admin<{ sessions: Array<{ sid: string }> }>('GET', `/admin/identities/${identityId}/sessions`)
-    if (answer.status !== 200) throw new Error(`the relay's sessions listing answered ${answer.status}: ${answer.text}`)
-    return answer.body.sessions.map((session) => session.sid)
-  }
-
-  /** Waits until Kratos' admin API lists no active session for the identity. */
-  const noActiveSession = async (identityId: string, why: string): Promise<void> => {
-    await waitFor(async () => (await ory.sessions(identityId, { active: true })).length === 0, { ...WAIT, what: `Kratos to list no active session of ${identityId} (${why})` })
-  }
-
-  /** Waits for `count` back-channel logouts, answered by the relay, after the first `before` of them. */
-  const logoutsAnswered = async (before: number, count: number): Promise<Array<Record<string, unknown>>> => {
-    return await waitFor(() => {
-      const lines = relay.requests('/backchannel-logout').slice(before)
-      return lines.length >= count ? lines : undefined
-    }, { ...WAIT, what: `${count} back-channel logout(s) at the relay` })
-  }
+  const { ory, relay, indexedSids, noActiveSession, logoutsAnswered, logoutsSoFar } = stack
+  const WAIT = stack.wait
 
   /** Login hook calls the relay indexed so far (its metric: the count is exact, the log is written in batches). */
   const hookCalls = async (): Promise<number> => metricValue(await relay.metrics(), 'logout_relay_login_hook_calls_total', { outcome: 'indexed' })
@@ -64,7 +44,7 @@ if (binaries !== undefined) {
     await sessionsOnDevices(identity, 2)
     t.equal((await ory.sessions(identity.id, { active: true })).length, 3, 'the browser\'s session and two API logins')
 
-    const before = relay.requests('/backchannel-logout').length
+    const before = logoutsSoFar()
     const landed = await rpInitiatedLogout(browser, ory, tokens.id_token)
     t.equal(landed.origin, ory.addresses.ui, 'Hydra sent the browser to its post-logout redirect')
     const [answered] = await logoutsAnswered(before, 1)
@@ -81,7 +61,7 @@ if (binaries !== undefined) {
     await sessionsOnDevices(identity, 2)
     t.equal((await ory.sessions(identity.id, { active: true })).length, 3)
 
-    const before = relay.requests('/backchannel-logout').length
+    const before = logoutsSoFar()
     await expect(204, ory.hydraAdmin(`/admin/oauth2/auth/sessions/login?sid=${encodeURIComponent(idToken.sid)}`), { method: 'DELETE' })
     const [answered] = await logoutsAnswered(before, 1)
     t.match(answered, { statusCode: 200, outcome: 'queued', identity: identity.id })
@@ -101,7 +81,7 @@ if (binaries !== undefined) {
     await sessionsOnDevices(identity, 1)
 
     const metricsBefore = await relay.metrics()
-    const before = relay.requests('/backchannel-logout').length
+    const before = logoutsSoFar()
     await rpInitiatedLogout(browser, ory, one.tokens.id_token)
     const answered = await logoutsAnswered(before, 2)
     t.same(answered.map((line) => line['statusCode']), [200, 200], 'both logout tokens answered 200')
@@ -161,10 +141,14 @@ if (binaries !== undefined) {
     t.same(await indexedSids(identity.id), [login.idToken.sid], 'still the one sid indexed')
 
     await sessionsOnDevices(identity, 1)
-    const before = relay.requests('/backchannel-logout').length
+    const before = logoutsSoFar()
     await rpInitiatedLogout(browser, ory, viaUi.tokens.id_token)
     const answered = await logoutsAnswered(before, 3)
     t.same(answered.map((line) => line['statusCode']), [200, 200, 200], 'one logout token per client, each answered 200')
     await noActiveSession(identity.id, 'after logging out of the reused login session')
+  })
+
+  t.test('Hydra delivered every back-channel logout: none failed', async (t) => {
+    t.equal(ory.backchannelLogouts().failed, 0, ory.hydra.tail())
   })
 }

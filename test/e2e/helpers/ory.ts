@@ -171,6 +171,18 @@ export class OryPair {
     return [this.hydra, this.kratos].filter((p) => p !== undefined).map((p) => p.tail()).join('\n')
   }
 
+  /**
+   * The back-channel logout requests Hydra logged so far: delivered (answered 200 or 204) and failed
+   * (no answer, or another status), from its own log lines.
+   */
+  backchannelLogouts (): { delivered: number, failed: number } {
+    const lines = this.hydra.lines
+    return {
+      delivered: lines.filter((line) => /msg="?Back-Channel Logout Request/.test(line)).length,
+      failed: lines.filter((line) => /msg="?Unable to (execute|construct) OpenID Connect Back-Channel Logout Request/.test(line)).length
+    }
+  }
+
   // ---- Hydra's admin API --------------------------------------------------------------------------
 
   hydraAdmin (path: string): string {

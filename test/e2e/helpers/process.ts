@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, type WriteStream } from 'node:fs'
 
-/** How many lines of a process's output a failure message quotes. */
-const TAIL_LINES = 40
+/** How many lines of a process's output a failure message quotes, and how much of each (Ory's lines run long). */
+const TAIL_LINES = 20
+const TAIL_LINE_LENGTH = 400
 
 /**
  * A server or command this suite started, in a process group of its own, so that stopping it stops
@@ -14,6 +15,7 @@ export class ServiceProcess {
   readonly #child: ChildProcess
   readonly #log: WriteStream
   #partial = ''
+  #stopped = false
 
   constructor (readonly name: string, command: string, args: string[], options: { env: Record<string, string>, cwd?: string, logFile: string }) {
     this.#log = createWriteStream(options.logFile, { flags: 'a' })
@@ -53,9 +55,14 @@ export class ServiceProcess {
     return this.#child.exitCode === null && this.#child.signalCode === null
   }
 
+  /** Whether it exited other than by {@link stop}: a crash, or a failure to start. */
+  get crashed (): boolean {
+    return !this.running && !this.#stopped
+  }
+
   /** The last lines of its output, for a failure message. */
   tail (count = TAIL_LINES): string {
-    const lines = this.lines.slice(-count)
+    const lines = this.lines.slice(-count).map((line) => line.length > TAIL_LINE_LENGTH ? `${line.slice(0, TAIL_LINE_LENGTH)}…` : line)
     return `--- last ${lines.length} lines of ${this.name} ---\n${lines.join('\n')}\n--- end of ${this.name} ---`
   }
 
@@ -64,6 +71,7 @@ export class ServiceProcess {
    * exited; a process that already exited is left alone.
    */
   async stop (graceMs = 5000): Promise<void> {
+    this.#stopped = true
     if (this.running) {
       this.#signalGroup('SIGTERM')
       const timer = setTimeout(() => this.#signalGroup('SIGKILL'), graceMs)
@@ -110,7 +118,8 @@ export interface WaitOptions {
 /**
  * Polls `check` until it returns something other than undefined or false, and returns that. After
  * `timeoutMs` it fails with what was awaited, the last value or error seen, and the last lines of the
- * given processes' logs. A process of the list that exited ends the wait at once.
+ * given processes' logs. A process of the list that exited by itself (not stopped by the test) ends
+ * the wait at once.
  */
 export async function waitFor<T> (check: () => Promise<T | undefined | false> | T | undefined | false, options: WaitOptions): Promise<T> {
   const deadline = Date.now() + options.timeoutMs
@@ -123,7 +132,7 @@ export async function waitFor<T> (check: () => Promise<T | undefined | false> | 
     } catch (err) {
       last = err
     }
-    const dead = options.processes?.find((child) => child !== undefined && !child.running)
+    const dead = options.processes?.find((child) => child?.crashed === true)
     if (dead !== undefined || Date.now() > deadline) {
       const reason = dead !== undefined ? `${dead.name} exited while waiting` : `timed out after ${options.timeoutMs} ms`
       const lastSeen = last instanceof Error ? last.message : JSON.stringify(last)

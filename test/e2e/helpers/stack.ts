@@ -6,7 +6,8 @@ import type { OryBinaries } from './binaries.js'
 import { Browser } from './browser.js'
 import type { Addresses } from './ory-config.js'
 import { OryPair, randomHex, type OAuth2Client } from './ory.js'
-import { RelayProcess } from './relay.js'
+import { waitFor, type WaitOptions } from './process.js'
+import { RelayProcess, type LogLine } from './relay.js'
 
 /** The part of a tap test the stack needs. */
 export interface StackTest {
@@ -30,6 +31,25 @@ export interface Stack {
   browser: () => Browser
   /** A fresh identity with a password credential; its email and password are returned too. */
   identity: () => Promise<{ id: string, email: string, password: string }>
+  /** The bounds of the suite's waits for an effect, quoting every process's log on failure. */
+  wait: Pick<WaitOptions, 'timeoutMs' | 'processes'>
+  /** The sids the relay's admin API lists for an identity. */
+  indexedSids: (identityId: string) => Promise<string[]>
+  /** Waits until Kratos' admin API lists no active session of the identity. */
+  noActiveSession: (identityId: string, why: string) => Promise<void>
+  /** Where the counts of back-channel logouts stand now, for {@link Stack.logoutsAnswered}. */
+  logoutsSoFar: () => BackchannelCounts
+  /**
+   * Waits for `count` back-channel logouts after `before`, as both sides saw them: answered by the
+   * relay (its request log lines, returned) and delivered according to Hydra (its log: 200 or 204).
+   */
+  logoutsAnswered: (before: BackchannelCounts, count: number) => Promise<LogLine[]>
+}
+
+/** How many back-channel logouts the relay logged, and Hydra logged as delivered. */
+export interface BackchannelCounts {
+  relay: number
+  hydra: number
 }
 
 export interface StackOptions {
@@ -117,7 +137,29 @@ export async function startStack (t: StackTest, binaries: OryBinaries, options: 
 
   const pair = ory
   const appOrigin = origin(app)
+  // Kratos may be restarted: the processes whose logs a failed wait quotes are looked up each time.
+  const wait = (): Stack['wait'] => ({ timeoutMs: 30_000, processes: [pair.hydra, pair.kratos, relay.process] })
   return {
+    get wait () { return wait() },
+    indexedSids: async (identityId) => {
+      const answer = await relay.admin<{ sessions: Array<{ sid: string }> }>('GET', `/admin/identities/${identityId}/sessions`)
+      if (answer.status !== 200) throw new Error(`the relay's sessions listing answered ${answer.status}: ${answer.text}`)
+      return answer.body.sessions.map((session) => session.sid)
+    },
+    noActiveSession: async (identityId, why) => {
+      await waitFor(async () => (await pair.sessions(identityId, { active: true })).length === 0,
+        { ...wait(), what: `Kratos to list no active session of ${identityId} (${why})` })
+    },
+    logoutsSoFar: () => ({ relay: relay.requests('/backchannel-logout').length, hydra: pair.backchannelLogouts().delivered }),
+    logoutsAnswered: async (before, count) => {
+      const lines = await waitFor(() => {
+        const answered = relay.requests('/backchannel-logout').slice(before.relay)
+        return answered.length >= count ? answered : undefined
+      }, { ...wait(), what: `${count} back-channel logout(s) at the relay` })
+      await waitFor(() => pair.backchannelLogouts().delivered - before.hydra >= count,
+        { ...wait(), what: `Hydra to log ${count} delivered back-channel logout(s)` })
+      return lines
+    },
     dir,
     ory: pair,
     redis,
