@@ -56,6 +56,8 @@ export interface RecordedCall {
 
 export interface Answer {
   status: number
+  /** Header fields beyond those every answer has (`link`, `x-total-count` of a listing). */
+  headers?: Record<string, string>
   body?: unknown
 }
 
@@ -69,10 +71,28 @@ export type Fault =
   /** Answers normally, after a pause. */
   | { kind: 'delay', ms: number, times?: number }
 
+/** How a double answers beyond its operations, as the real server does (see test/fixtures/ory-recorded). */
+export interface DoubleOptions {
+  /** The admin API key it asks for on /admin/ paths (Ory Network). */
+  token?: string
+  /**
+   * Kratos' admin port: a path outside /admin is redirected there (307), and the operations the
+   * OpenAPI document lists without the prefix (/health/ready) are served under it.
+   */
+  adminPrefix?: boolean
+  /** Operations whose answers carry no `Cache-Control` (Hydra's health checks); every other one does. */
+  cacheable?: string[]
+}
+
+/** What Ory's servers send with an answer of the API: nothing may be cached. */
+const NO_CACHE = 'private, no-cache, no-store, must-revalidate'
+
 /**
  * A real HTTP server that plays an Ory API as its OpenAPI document describes it: a request that is no
  * operation of the document, an operation the test did not implement, or an answer with a status the
- * document does not list is recorded as a violation — the test's teardown fails on any.
+ * document does not list is recorded as a violation — the test's teardown fails on any. Its answers
+ * have the headers and media types of Ory's own (a router's plain-text 404 for a path that is no
+ * operation), as recorded from the real servers in test/fixtures/ory-recorded.
  */
 export class OryDouble {
   readonly calls: RecordedCall[] = []
@@ -86,12 +106,16 @@ export class OryDouble {
   readonly #waiters: Array<() => void> = []
   #server: Server | undefined
   #token: string | undefined
+  readonly #adminPrefix: boolean
+  readonly #cacheable: Set<string>
   url = ''
 
-  constructor (specFile: string, handlers: Record<string, Handler>, options: { token?: string } = {}) {
+  constructor (specFile: string, handlers: Record<string, Handler>, options: DoubleOptions = {}) {
     this.#operations = loadOperations(specFile)
     this.#handlers = handlers
     this.#token = options.token
+    this.#adminPrefix = options.adminPrefix === true
+    this.#cacheable = new Set(options.cacheable ?? [])
     for (const operationId of Object.keys(handlers)) {
       if (!this.#operations.some((operation) => operation.operationId === operationId)) {
         throw new Error(`${operationId} is not an operation of ${specFile}`)
@@ -164,14 +188,26 @@ export class OryDouble {
     const url = new URL(req.url ?? '/', 'http://double')
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
-    const operation = this.#operations.find((op) => op.method === req.method && op.pattern.test(url.pathname))
+    if (this.#adminPrefix && !url.pathname.startsWith('/admin')) {
+      // Kratos' admin port sends every path outside /admin there (x.RedirectAdminMiddleware).
+      const location = `/admin${url.pathname}${url.search}`
+      res.writeHead(307, { location, 'content-type': 'text/html; charset=utf-8' }).end(`<a href="${location}">Temporary Redirect</a>.\n\n`)
+      return
+    }
+    const find = (path: string): Operation | undefined => this.#operations.find((op) => op.method === req.method && op.pattern.test(path))
+    // Kratos' admin port serves the operations documented without the prefix (health, version) under it.
+    const unprefixed = url.pathname.slice('/admin'.length)
+    const path = this.#adminPrefix && find(url.pathname) === undefined && !unprefixed.startsWith('/admin') ? unprefixed : url.pathname
+    const operation = find(path)
     if (operation === undefined) {
       this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
-      return this.#send(res, 404, { error: { code: 404, message: 'not found' } })
+      // What Ory's router answers for a path it does not serve (Go's http.NotFound).
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end('404 page not found\n')
+      return
     }
     this.arrivals.push(operation.operationId)
     this.#wake()
-    const match = operation.pattern.exec(url.pathname) ?? []
+    const match = operation.pattern.exec(path) ?? []
     const params = Object.fromEntries(operation.params.map((name, i) => [name, decodeURIComponent(match[i + 1] ?? '')]))
     const call: RecordedCall = {
       operationId: operation.operationId,
@@ -228,14 +264,19 @@ export class OryDouble {
     if (!operation.statuses.has(String(answer.status)) && !operation.statuses.has('default')) {
       this.violations.push(`${operation.operationId} answered ${answer.status}, which the API does not document`)
     }
-    this.#send(res, answer.status, answer.body)
+    this.#send(res, answer.status, answer.body, { ...(this.#cacheable.has(operation.operationId) ? {} : { 'cache-control': NO_CACHE }), ...answer.headers })
   }
 
-  #send (res: ServerResponse, status: number, body: unknown): void {
+  /**
+   * JSON as Ory writes it: `application/json; charset=utf-8` for a result, plain `application/json`
+   * for an error (herodot's error writer), nothing for 204.
+   */
+  #send (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (body === undefined || status === 204) {
-      res.writeHead(status).end()
+      res.writeHead(status, headers).end()
       return
     }
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+    const contentType = status >= 400 ? 'application/json' : 'application/json; charset=utf-8'
+    res.writeHead(status, { ...headers, 'content-type': contentType }).end(JSON.stringify(body))
   }
 }

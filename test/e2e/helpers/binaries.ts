@@ -1,13 +1,24 @@
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The repository's root directory. */
 export const root = fileURLToPath(new URL('../../..', import.meta.url))
 
+/** The version of `module` that the wrapper module tools/ory/<name>/go.mod pins. */
+function pinnedVersion (name: string, module: string): string {
+  const goMod = readFileSync(join(root, 'tools/ory', name, 'go.mod'), 'utf8')
+  const line = goMod.split('\n').map((text) => text.trim().split(/\s+/)).find(([path]) => path === module)
+  if (line?.[1] === undefined) throw new Error(`tools/ory/${name}/go.mod does not require ${module}`)
+  return line[1]
+}
+
 /** The Ory versions the wrapper modules in tools/ory pin: what the suite runs, and what recordings name. */
-export const ORY_VERSIONS = { hydra: 'v2.3.0', kratos: 'v1.3.1' } as const
+export const ORY_VERSIONS = {
+  hydra: pinnedVersion('hydra', 'github.com/ory/hydra/v2'),
+  kratos: pinnedVersion('kratos', 'github.com/ory/kratos')
+} as const
 
 export interface OryBinaries {
   hydra: string

@@ -143,7 +143,12 @@ export async function startAuthorization (browser: Browser, ory: OryPair, client
  * `/oauth2/token`. The ID token is verified against Hydra's JWKS.
  */
 export async function authorize (browser: Browser, ory: OryPair, client: OAuth2Client, login: LoginPlay, scope = 'openid offline_access'): Promise<Authorization> {
-  const { challenge, state } = await startAuthorization(browser, ory, client, scope)
+  return await completeAuthorization(browser, ory, client, await startAuthorization(browser, ory, client, scope), login)
+}
+
+/** The rest of {@link authorize}, from the login UI on, for an authorization {@link startAuthorization} began. */
+export async function completeAuthorization (browser: Browser, ory: OryPair, client: OAuth2Client, started: { challenge: string, state: string }, login: LoginPlay): Promise<Authorization> {
+  const { challenge, state } = started
   const request = await loginRequest(ory, challenge)
   let backAtHydra: URL
   switch (login.kind) {
