@@ -92,11 +92,11 @@ function listenOn (config: Record<string, Json>, part: 'public' | 'admin', origi
 }
 
 /**
- * config/hydra/hydra.yml for one run: the project's own file with only its addresses, ports, DSN and
- * secrets changed.
+ * config/hydra/hydra.yml for one run (or `source`, another text of it): the project's own file with
+ * only its addresses, ports, DSN and secrets changed.
  */
-export function renderHydraConfig (addresses: Addresses, secrets: Secrets, dir: string): Record<string, Json> {
-  const shipped = parseYaml(readFileSync(join(root, 'config/hydra/hydra.yml'), 'utf8')) as Json
+export function renderHydraConfig (addresses: Addresses, secrets: Secrets, dir: string, source = readFileSync(join(root, 'config/hydra/hydra.yml'), 'utf8')): Record<string, Json> {
+  const shipped = parseYaml(source) as Json
   const config = readdress(shipped, addresses, 'hydra') as Record<string, Json>
   config['dsn'] = moveDsn(config['dsn'] ?? null, dir, 'hydra.sqlite')
   listenOn(config, 'public', addresses.hydraPublic)
@@ -132,6 +132,11 @@ export function renderKratosConfig (addresses: Addresses, secrets: Secrets, dir:
  * changed in the project's configuration.
  */
 export function configChanges (shipped: unknown, rendered: unknown, path = ''): Array<{ path: string, shipped: unknown, rendered: unknown }> {
+  // A section the shipped file does not have (Hydra's serve.public) counts key by key.
+  if ((isObject(shipped) || shipped === undefined) && (isObject(rendered) || rendered === undefined) && shipped !== rendered) {
+    shipped ??= {}
+    rendered ??= {}
+  }
   if (isObject(shipped) && isObject(rendered)) {
     const keys = new Set([...Object.keys(shipped), ...Object.keys(rendered)])
     return [...keys].flatMap((key) => configChanges(shipped[key], rendered[key], path === '' ? key : `${path}.${key}`))
