@@ -12,7 +12,8 @@ t.setTimeout(600_000)
 
 const binaries = requireOryBinaries(t)
 if (binaries !== undefined) {
-  const stack = await startStack(t, binaries)
+  // The relay reaches Hydra's admin API through a proxy that records the order of its calls.
+  const stack = await startStack(t, binaries, { proxyHydraAdmin: true })
   const { ory, relay } = stack
 
   /** A user on two browsers, each through its own client with a refresh token, and a native-app session. */
@@ -57,10 +58,35 @@ if (binaries !== undefined) {
       { kind: 'hydra-consent-sessions', subject: user.id, status: 'queued' }
     ], 'a login session step per sid, the Kratos sessions, the consents')
 
-    // Hydra revokes each login session and sends a logout token to its client: one per sid.
-    const answered = await stack.logoutsAnswered(before, 2)
-    t.same(answered.map((line) => line['statusCode']), [200, 200], 'Hydra\'s back-channel logouts answered 200')
     await stack.noActiveSession(user.id, 'after the global logout')
+    const metricsAfter = await waitFor(async () => {
+      const now = await relay.metrics()
+      const succeeded = (kind: string): number => metricValue(now, 'logout_relay_revocations_total', { outcome: 'succeeded', kind }) -
+        metricValue(metricsBefore, 'logout_relay_revocations_total', { outcome: 'succeeded', kind })
+      return succeeded('hydra-login-session') === 2 && succeeded('hydra-consent-sessions') === 1 ? now : undefined
+    }, { ...stack.wait, what: 'the admin steps to be counted as succeeded' })
+    t.equal(metricValue(metricsAfter, 'logout_relay_revocations_total', { outcome: 'retried' }) -
+      metricValue(metricsBefore, 'logout_relay_revocations_total', { outcome: 'retried' }), 0, 'no step was retried')
+
+    // Hydra finds the clients to send a logout token to through the login session's consent flows
+    // (listUserAuthenticatedClients joins hydra_oauth2_flow on login_session_id), and revoking the
+    // consents deletes those flows: a login session revoked after, or while, the consents are gone
+    // notifies no client. So the consents may go only once every login session is revoked.
+    const calls = stack.hydraAdminCalls
+    const logins = calls.filter((call) => call.method === 'DELETE' && call.path.startsWith('/admin/oauth2/auth/sessions/login'))
+    const consents = calls.filter((call) => call.method === 'DELETE' && call.path.startsWith('/admin/oauth2/auth/sessions/consent'))
+    t.equal(logins.length, 2, 'a revocation per sid')
+    t.equal(consents.length, 1, 'one revocation of the consents')
+    const lastLoginAnswered = Math.max(...logins.map((call) => call.finishedAt ?? Infinity))
+    t.ok(consents.every((call) => call.startedAt >= lastLoginAnswered),
+      'the consents are revoked only after Hydra answered every login session revocation',
+      { calls: calls.map((call) => ({ call: `${call.method} ${call.path.split('?')[0] ?? ''}`, startedAt: call.startedAt, finishedAt: call.finishedAt })) })
+
+    // Hydra revokes each login session and sends a logout token to its client: one per sid.
+    const answered = await stack.logoutsAnswered(before, 2).catch((err: unknown) => err as Error)
+    t.notOk(answered instanceof Error, 'Hydra sent a logout token for each login session, and the relay answered them',
+      answered instanceof Error ? { error: answered.message.split('\n')[0] } : {})
+    if (!(answered instanceof Error)) t.same(answered.map((line) => line['statusCode']), [200, 200], 'Hydra\'s back-channel logouts answered 200')
     await waitFor(async () => (await ory.consentSessions(user.id)).length === 0 ? true : undefined,
       { ...stack.wait, what: 'Hydra to list no consent session of the subject' })
     for (const [i, token] of user.refreshTokens.entries()) {
@@ -76,14 +102,6 @@ if (binaries !== undefined) {
       t.equal((await loginRequest(ory, challenge)).skip, false, `browser ${i + 1} is asked to log in again`)
     }
 
-    const metricsAfter = await waitFor(async () => {
-      const now = await relay.metrics()
-      const succeeded = (kind: string): number => metricValue(now, 'logout_relay_revocations_total', { outcome: 'succeeded', kind }) -
-        metricValue(metricsBefore, 'logout_relay_revocations_total', { outcome: 'succeeded', kind })
-      return succeeded('hydra-login-session') === 2 && succeeded('hydra-consent-sessions') === 1 ? now : undefined
-    }, { ...stack.wait, what: 'the admin steps to be counted as succeeded' })
-    t.equal(metricValue(metricsAfter, 'logout_relay_revocations_total', { outcome: 'retried' }) -
-      metricValue(metricsBefore, 'logout_relay_revocations_total', { outcome: 'retried' }), 0, 'no step was retried')
     t.equal(ory.backchannelLogouts().failed, 0, 'Hydra delivered every back-channel logout')
   })
 

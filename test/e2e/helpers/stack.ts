@@ -7,6 +7,7 @@ import { Browser } from './browser.js'
 import type { Addresses } from './ory-config.js'
 import { OryPair, randomHex, type OAuth2Client } from './ory.js'
 import { waitFor, type WaitOptions } from './process.js'
+import { RecordingProxy, type ProxiedCall } from './proxy.js'
 import { RelayProcess, type LogLine } from './relay.js'
 
 /** The part of a tap test the stack needs. */
@@ -44,6 +45,8 @@ export interface Stack {
    * relay (its request log lines, returned) and delivered according to Hydra (its log: 200 or 204).
    */
   logoutsAnswered: (before: BackchannelCounts, count: number) => Promise<LogLine[]>
+  /** The relay's calls to Hydra's admin API, when the stack was started with `proxyHydraAdmin`. */
+  hydraAdminCalls: ProxiedCall[]
 }
 
 /** How many back-channel logouts the relay logged, and Hydra logged as delivered. */
@@ -60,6 +63,8 @@ export interface StackOptions {
    * is started all the same.
    */
   hookOrigin?: string
+  /** The relay calls Hydra's admin API through a {@link RecordingProxy}, which records the order of its calls. */
+  proxyHydraAdmin?: boolean
 }
 
 /** `count` distinct free ports on 127.0.0.1. */
@@ -128,6 +133,13 @@ export async function startStack (t: StackTest, binaries: OryBinaries, options: 
     REVOCATION_BACKOFF_BASE: '100',
     REVOCATION_BACKOFF_MAX: '1000'
   }
+  let proxy: RecordingProxy | undefined
+  if (options.proxyHydraAdmin === true) {
+    proxy = await RecordingProxy.start(addresses.hydraAdmin)
+    const running = proxy
+    started.push(async () => { await running.close() })
+    env['HYDRA_ADMIN_URL'] = proxy.origin
+  }
   for (const [name, value] of Object.entries(options.relayEnv ?? {})) {
     if (value === undefined) Reflect.deleteProperty(env, name)
     else env[name] = value
@@ -140,6 +152,7 @@ export async function startStack (t: StackTest, binaries: OryBinaries, options: 
   // Kratos may be restarted: the processes whose logs a failed wait quotes are looked up each time.
   const wait = (): Stack['wait'] => ({ timeoutMs: 30_000, processes: [pair.hydra, pair.kratos, relay.process] })
   return {
+    hydraAdminCalls: proxy?.calls ?? [],
     get wait () { return wait() },
     indexedSids: async (identityId) => {
       const answer = await relay.admin<{ sessions: Array<{ sid: string }> }>('GET', `/admin/identities/${identityId}/sessions`)
