@@ -29,7 +29,7 @@ if (binaries !== undefined) {
       t.match(checkLine(output, name), /^✔ /, `${name} passes`)
     }
     t.match(checkLine(output, 'redis persistence'), /AOF is on/)
-    t.equal(code, 0, `exit 0\n${output}`)
+    t.equal(code, 0, 'exit 0', { output })
   })
 
   const misaddressed: Array<[string, string, string]> = [
@@ -41,8 +41,8 @@ if (binaries !== undefined) {
     const check = variable === 'KRATOS_ADMIN_URL' ? 'kratos admin' : 'hydra admin'
     t.test(`9. doctor fails, naming ${check}, with ${variable} at ${what}`, async (t) => {
       const { code, output } = await runDoctor(relay.env, { [variable]: url })
-      t.not(code, 0, `a non-zero exit\n${output}`)
-      t.match(checkLine(output, check), /^✖ /, `the ${check} check fails\n${output}`)
+      t.not(code, 0, 'a non-zero exit', { output })
+      t.match(checkLine(output, check), /^✖ /, `the ${check} check fails`)
     })
   }
 
