@@ -72,7 +72,7 @@ interface Skippable {
 export function requireOryBinaries (t: Skippable): OryBinaries | undefined {
   const found = findOryBinaries()
   if (typeof found !== 'string') return found
-  const how = 'build them with scripts/ory-binaries.sh (15-25 minutes cold, cached after)'
+  const how = 'build them with scripts/ory-binaries.sh (about 4 minutes cold, cached after)'
   if (inCi()) {
     t.fail(`the end-to-end suite needs real Ory Hydra ${ORY_VERSIONS.hydra} and Kratos ${ORY_VERSIONS.kratos}: ${found}; ${how}`)
   } else {
