@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/logout-token.js'
-import { OryDouble } from './ory-double.js'
+import { OryDouble, type NotFoundAnswer } from './ory-double.js'
 import { loadRecorded } from './recorded.js'
 
 export interface SigningKey {
@@ -44,6 +44,24 @@ function recordedBody (exchange: string): unknown {
 /** Hydra's discovery document as recorded, with this issuer's URLs in it. */
 function discoveryDocument (issuer: string): unknown {
   return JSON.parse(JSON.stringify(recordedBody('discovery')).split(RECORDED_ISSUER).join(issuer))
+}
+
+/**
+ * What Hydra's admin router answers for a path under /admin it does not serve: a 404 negotiated by
+ * the Accept header (ory/x serverx.DefaultNotFoundHandler: JSON, plain text or HTML). Its public
+ * router answers as Go's http.NotFound does (the double's default).
+ */
+function hydraNotFound (path: string, accept: string | undefined): NotFoundAnswer | undefined {
+  if (!path.startsWith('/admin/')) return undefined
+  const reason = 'The requested route does not exist. Make sure you are using the right path, domain, and port.'
+  const wanted = (accept ?? '').toLowerCase()
+  const prefers = (type: string): number => wanted.indexOf(type) === -1 ? Infinity : wanted.indexOf(type)
+  const [json, text, html] = [prefers('application/json'), prefers('text/plain'), prefers('text/html')]
+  if (json < Infinity && json < text && json < html) {
+    return { contentType: 'application/json; charset=utf-8', body: JSON.stringify({ error: { code: 404, message: 'Not Found', reason } }, null, 2) }
+  }
+  if (text < Infinity && text < html) return { contentType: 'text/plain; charset=utf-8', body: `Error 404 - ${reason}` }
+  return { contentType: 'text/html; charset=utf-8', body: '<!DOCTYPE html><html lang="en"><head><title>404 - Route not found</title></head><body></body></html>' }
 }
 
 /** An OAuth2 client as Hydra's admin API shows it (every member it has), with this id. */
@@ -103,7 +121,7 @@ export class HydraDouble extends OryDouble {
       revokeOAuth2ConsentSessions: () => ({ status: 204 }),
       isAlive: () => ({ status: 200, body: { status: 'ok' } }),
       isReady: () => ({ status: 200, body: { status: 'ok' } })
-    }, { ...options, cacheable: ['isAlive', 'isReady'] })
+    }, { ...options, cacheable: ['isAlive', 'isReady'], notFound: hydraNotFound })
     this.keys = keys
     this.loginRequests = loginRequests
     this.#state = state

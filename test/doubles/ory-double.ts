@@ -82,6 +82,17 @@ export interface DoubleOptions {
   adminPrefix?: boolean
   /** Operations whose answers carry no `Cache-Control` (Hydra's health checks); every other one does. */
   cacheable?: string[]
+  /**
+   * How a path that is no operation is answered; undefined for the default, Go's http.NotFound (as
+   * Kratos' ports and Hydra's public port answer): 404, `text/plain`, "404 page not found".
+   */
+  notFound?: (path: string, accept: string | undefined) => NotFoundAnswer | undefined
+}
+
+/** A router's answer to a path it does not serve. */
+export interface NotFoundAnswer {
+  contentType: string
+  body: string
 }
 
 /** What Ory's servers send with an answer of the API: nothing may be cached. */
@@ -108,6 +119,7 @@ export class OryDouble {
   #token: string | undefined
   readonly #adminPrefix: boolean
   readonly #cacheable: Set<string>
+  readonly #notFound: DoubleOptions['notFound']
   url = ''
 
   constructor (specFile: string, handlers: Record<string, Handler>, options: DoubleOptions = {}) {
@@ -116,6 +128,7 @@ export class OryDouble {
     this.#token = options.token
     this.#adminPrefix = options.adminPrefix === true
     this.#cacheable = new Set(options.cacheable ?? [])
+    this.#notFound = options.notFound
     for (const operationId of Object.keys(handlers)) {
       if (!this.#operations.some((operation) => operation.operationId === operationId)) {
         throw new Error(`${operationId} is not an operation of ${specFile}`)
@@ -201,7 +214,12 @@ export class OryDouble {
     const operation = find(path)
     if (operation === undefined) {
       this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
-      // What Ory's router answers for a path it does not serve (Go's http.NotFound).
+      const custom = this.#notFound?.(url.pathname, req.headers.accept)
+      if (custom !== undefined) {
+        res.writeHead(404, { 'content-type': custom.contentType }).end(custom.body)
+        return
+      }
+      // What Go's http.NotFound answers, as Kratos' router and Hydra's public router do.
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end('404 page not found\n')
       return
     }

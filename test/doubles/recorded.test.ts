@@ -57,6 +57,7 @@ const played: Record<string, () => Promise<Exchange>> = {
     }
   },
   'hydra.list_clients': async () => await ask(hydra, 'GET', '/admin/clients?page_size=1'),
+  'hydra.wrong_path_list_clients': async () => await ask(hydra, 'GET', '/admin/admin/clients?page_size=1'),
   'hydra.health_alive': async () => await ask(hydra, 'GET', '/health/alive'),
   'hydra.health_ready': async () => await ask(hydra, 'GET', '/health/ready'),
 
@@ -119,5 +120,6 @@ t.test('the doubles count a path that is no operation as a violation, and answer
     'GET /admin/admin/identities is no operation of the API'
   ])
   kratos.violations.length = 0
-  t.same(hydra.violations, [])
+  t.same(hydra.violations, ['GET /admin/admin/clients is no operation of the API'])
+  hydra.violations.length = 0
 })

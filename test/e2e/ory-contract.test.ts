@@ -86,6 +86,7 @@ if (binaries !== undefined) {
   await ask(hydra, 'revoke_login_session_unknown_sid', 'DELETE', ory.hydraAdmin(`/admin/oauth2/auth/sessions/login?sid=${crypto.randomUUID()}`))
   await ask(hydra, 'revoke_consent_sessions', 'DELETE', ory.hydraAdmin(`/admin/oauth2/auth/sessions/consent?subject=${identity.id}&all=true`))
   await ask(hydra, 'list_clients', 'GET', ory.hydraAdmin('/admin/clients?page_size=1'))
+  await ask(hydra, 'wrong_path_list_clients', 'GET', ory.hydraAdmin('/admin/admin/clients?page_size=1'))
   await ask(hydra, 'public_port_list_clients', 'GET', ory.hydraPublic('/admin/clients?page_size=1'))
   await ask(hydra, 'health_alive', 'GET', ory.hydraAdmin('/health/alive'))
   await ask(hydra, 'health_ready', 'GET', ory.hydraAdmin('/health/ready'))
@@ -113,7 +114,7 @@ if (binaries !== undefined) {
     hydra: {
       hydra_version: ORY_VERSIONS.hydra,
       kratos_version: ORY_VERSIONS.kratos,
-      description: 'Ory Hydra as the relay meets it: the public discovery, keys and back-channel logout; the admin login requests and revocations; what its public port answers on an admin path.',
+      description: 'Ory Hydra as the relay meets it: the public discovery, keys and back-channel logout; the admin login requests and revocations; what a wrong path prefix and its public port answer on an admin path.',
       exchanges: hydra
     },
     kratos: {
