@@ -115,8 +115,8 @@ t.test('every exchange the doubles play was recorded', async (t) => {
 })
 
 t.test('the doubles count a path that is no operation as a violation, and answer it as Ory\'s router does', async (t) => {
-  t.same(kratos.violations, [
-    `DELETE ${kratos.violations[0]?.split(' ')[1] ?? ''} is no operation of the API`,
+  t.same(kratos.violations.map((violation) => violation.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/, '{id}')), [
+    'DELETE /admin/admin/identities/{id}/sessions is no operation of the API',
     'GET /admin/admin/identities is no operation of the API'
   ])
   kratos.violations.length = 0
