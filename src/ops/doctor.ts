@@ -273,7 +273,7 @@ async function getText (fetchImpl: typeof fetch, url: string, timeoutMs: number,
     redirect: 'manual',
     signal: AbortSignal.timeout(timeoutMs)
   })
-  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: await response.text() }
+  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: await response.text(), location: response.headers.get('location') ?? undefined }
 }
 
 async function getJson (fetchImpl: typeof fetch, url: string, timeoutMs: number, token?: string): Promise<Fetched> {
@@ -423,15 +423,16 @@ async function checkAdminApi (
       last = status === 503
         ? { name, status: 'fail', message: `${shown}${path} answers 503: up, but not ready`, fix: 'check its logs: usually the database or migrations' }
         : { name, status: 'fail', message: `${shown}${path} answers ${status}`, fix }
-      // Another path only when this one does not exist here (Kratos' admin port also serves /admin/health/ready).
-      if (status !== 404) break
+      // Another path only when this one does not exist here: Kratos' admin port serves /admin/health/ready,
+      // and redirects /health/ready there (307).
+      if (status !== 404 && !(status >= 300 && status < 400)) break
     } catch (err) {
       return [{ name, status: 'fail', message: `${shown}${path} does not answer (${reasonOf(err, timeoutMs)})`, fix }]
     }
   }
   // Not ready, or no answer: that is the finding. A health route that does not exist here may mean the
   // URL is not the admin API at all: the proof below says how.
-  if (ready === undefined && last !== undefined && !/answers 404$/.test(last.message)) return [last]
+  if (ready === undefined && last !== undefined && !/answers (404|30\d)$/.test(last.message)) return [last]
 
   let answer: ProofAnswer
   try {

@@ -23,6 +23,8 @@ export interface ProofAnswer {
   status: number
   contentType: string | undefined
   body: string
+  /** The `Location` of a redirect. */
+  location?: string | undefined
 }
 
 /**
@@ -63,7 +65,13 @@ export function judgeProofAnswer (service: AdminService, adminUrl: string, answe
     return { state: 'wrong', reason: `${route} answered ${status}: ${what} refuses the relay`, fix: `check ${tokenVariable} (and that ${variable} is the admin API)` }
   }
   if (status >= 300 && status < 400) {
-    return { state: 'wrong', reason: `${route} answered ${status} (a redirect): the relay follows none`, fix: `set ${variable} to the URL ${what} answers at directly` }
+    // Kratos' public port redirects /admin/ requests to the admin port's base URL.
+    const to = answer.location === undefined ? '' : ` to ${answer.location.replace(/\?.*$/, '')}`
+    return {
+      state: 'wrong',
+      reason: `${route} answered ${status}, a redirect${to}: this is not ${what} (Kratos' public port answers so), and the relay follows no redirect`,
+      fix: `set ${variable} to ${what} itself (port ${port} by default)`
+    }
   }
   return { state: 'wrong', reason: `${route} answered ${status}`, fix: `check ${variable} and ${tokenVariable}` }
 }

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/token/logout-token.js'
-import { OryDouble, type OryDoubleOptions } from './ory-double.js'
+import { OryDouble, type DoubleOptions, type NotFoundAnswer } from './ory-double.js'
+import { loadRecorded } from './recorded.js'
 
 export interface SigningKey {
   kid: string
@@ -21,8 +22,52 @@ export interface LoginRequest {
   sessionId: string
   subject: string
   clientId: string
-  /** Hydra answers 410 once a login request was handled. */
+  /**
+   * Answer 410 Gone, as Hydra's OpenAPI document says it does for a handled login request. Hydra
+   * v2.3.0 did not, for a challenge whose flow was completed: its challenge carries the flow's first
+   * state, and it answered 200 with the request as it was (test/fixtures/ory-recorded/hydra.json,
+   * login_request_handled).
+   */
   handled?: boolean
+}
+
+/** What Hydra v2.3.0 answered, recorded: its discovery document and an OAuth2 client as the admin API shows one. */
+const recorded = loadRecorded('hydra').exchanges
+const RECORDED_ISSUER = 'http://127.0.0.1:4444/'
+
+function recordedBody (exchange: string): unknown {
+  const body = recorded[exchange]?.response?.body
+  if (body === undefined) throw new Error(`test/fixtures/ory-recorded/hydra.json has no ${exchange}`)
+  return body
+}
+
+/** Hydra's discovery document as recorded, with this issuer's URLs in it. */
+function discoveryDocument (issuer: string): unknown {
+  return JSON.parse(JSON.stringify(recordedBody('discovery')).split(RECORDED_ISSUER).join(issuer))
+}
+
+/**
+ * What Hydra's admin router answers for a path under /admin it does not serve: a 404 negotiated by
+ * the Accept header (ory/x serverx.DefaultNotFoundHandler: JSON, plain text or HTML). Its public
+ * router answers as Go's http.NotFound does (the double's default).
+ */
+function hydraNotFound (path: string, accept: string | undefined): NotFoundAnswer | undefined {
+  if (!path.startsWith('/admin/')) return undefined
+  const reason = 'The requested route does not exist. Make sure you are using the right path, domain, and port.'
+  const wanted = (accept ?? '').toLowerCase()
+  const prefers = (type: string): number => wanted.indexOf(type) === -1 ? Infinity : wanted.indexOf(type)
+  const [json, text, html] = [prefers('application/json'), prefers('text/plain'), prefers('text/html')]
+  if (json < Infinity && json < text && json < html) {
+    return { contentType: 'application/json; charset=utf-8', body: JSON.stringify({ error: { code: 404, message: 'Not Found', reason } }, null, 2) }
+  }
+  if (text < Infinity && text < html) return { contentType: 'text/plain; charset=utf-8', body: `Error 404 - ${reason}` }
+  return { contentType: 'text/html; charset=utf-8', body: '<!DOCTYPE html><html lang="en"><head><title>404 - Route not found</title></head><body></body></html>' }
+}
+
+/** An OAuth2 client as Hydra's admin API shows it (every member it has), with this id. */
+function clientObject (clientId: string): Record<string, unknown> {
+  const [client] = recordedBody('list_clients') as Array<Record<string, unknown>>
+  return { ...structuredClone(client), client_id: clientId }
 }
 
 /**
@@ -33,68 +78,58 @@ export interface LoginRequest {
 export class HydraDouble extends OryDouble {
   readonly keys: SigningKey[]
   readonly loginRequests = new Map<string, LoginRequest>()
-  /** The OAuth2 clients `GET /admin/clients` lists, as Hydra's admin API shows them. */
-  readonly clients: Array<Record<string, unknown>>
   /** Called when a login session is revoked by sid, as Hydra would then send back-channel logouts. */
   onRevokeLoginSession: ((sid: string) => Promise<void> | void) | undefined
 
-  private constructor (keys: SigningKey[], options: OryDoubleOptions) {
+  private constructor (keys: SigningKey[], options: Pick<DoubleOptions, 'token' | 'publicPort'>) {
+    const clients = [clientObject('example-client')]
     const state = { keys, issuer: '' }
     const loginRequests = new Map<string, LoginRequest>()
-    const clients: Array<Record<string, unknown>> = []
     super('hydra/api.json', {
-      discoverOidcConfiguration: () => ({
-        status: 200,
-        body: {
-          issuer: state.issuer,
-          authorization_endpoint: `${state.issuer}oauth2/auth`,
-          token_endpoint: `${state.issuer}oauth2/token`,
-          jwks_uri: `${state.issuer}.well-known/jwks.json`,
-          subject_types_supported: ['public'],
-          response_types_supported: ['code'],
-          id_token_signing_alg_values_supported: ['RS256'],
-          backchannel_logout_supported: true,
-          backchannel_logout_session_supported: true
-        }
-      }),
+      discoverOidcConfiguration: () => ({ status: 200, body: discoveryDocument(state.issuer) }),
       discoverJsonWebKeys: () => ({ status: 200, body: { keys: state.keys.map((key) => key.publicJwk) } }),
       getOAuth2LoginRequest: ({ query }) => {
         const request = loginRequests.get(query.get('login_challenge') ?? '')
-        if (request === undefined) return { status: 404, body: { error: 'Not Found', error_description: 'Unable to locate the requested resource', status_code: 404 } }
-        if (request.handled === true) return { status: 410, body: { redirect_to: `${state.issuer}oauth2/auth?login_verifier=x` } }
+        if (request === undefined) return { status: 404, body: { error: 'Not Found', error_description: 'Unable to locate the requested resource' } }
+        const requestUrl = `${state.issuer}oauth2/auth?client_id=${request.clientId}&response_type=code&scope=openid&state=${request.challenge.slice(0, 16)}`
+        if (request.handled === true) return { status: 410, body: { redirect_to: requestUrl } }
         return {
           status: 200,
           body: {
             challenge: request.challenge,
-            skip: false,
-            subject: request.subject,
-            client: { client_id: request.clientId },
-            request_url: `${state.issuer}oauth2/auth?client_id=${request.clientId}`,
             requested_scope: ['openid'],
             requested_access_token_audience: [],
+            skip: false,
+            subject: request.subject,
+            oidc_context: {},
+            client: clientObject(request.clientId),
+            request_url: requestUrl,
             session_id: request.sessionId
           }
         }
       },
+      listOAuth2Clients: () => ({
+        status: 200,
+        headers: { link: '</admin/clients?page_size=1&page_token=eyJvZmZzZXQiOiIwIiwidiI6Mn0>; rel="first"', 'x-total-count': String(clients.length) },
+        body: clients
+      }),
       revokeOAuth2LoginSessions: async ({ query }) => {
         const sid = query.get('sid')
         if (sid !== null) await this.onRevokeLoginSession?.(sid)
         return { status: 204 }
       },
       revokeOAuth2ConsentSessions: () => ({ status: 204 }),
-      listOAuth2Clients: () => ({ status: 200, body: clients.map((client) => ({ ...client })) }),
       isAlive: () => ({ status: 200, body: { status: 'ok' } }),
       isReady: () => ({ status: 200, body: { status: 'ok' } })
-    }, options)
+    }, { ...options, cacheable: ['isAlive', 'isReady'], notFound: hydraNotFound })
     this.keys = keys
     this.loginRequests = loginRequests
-    this.clients = clients
     this.#state = state
   }
 
   readonly #state: { keys: SigningKey[], issuer: string }
 
-  static async start (options: OryDoubleOptions = {}): Promise<HydraDouble> {
+  static async start (options: Pick<DoubleOptions, 'token' | 'publicPort'> = {}): Promise<HydraDouble> {
     const hydra = new HydraDouble([await createSigningKey()], options)
     await hydra.listen()
     hydra.#state.issuer = `${hydra.url}/`

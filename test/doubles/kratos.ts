@@ -1,14 +1,53 @@
 import { randomUUID } from 'node:crypto'
-import { OryDouble, type OryDoubleOptions } from './ory-double.js'
+import { OryDouble, type DoubleOptions } from './ory-double.js'
+
+/** A time as Kratos writes it (RFC 3339 with nanoseconds). */
+function timestamp (offsetMs = 0): string {
+  return new Date(Date.now() + offsetMs).toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z')
+}
+
+/** An identity as Kratos' admin API shows it in a listing (`metadata_admin` too) or inside a session (without). */
+function identityObject (id: string, options: { withAdminMetadata: boolean }): Record<string, unknown> {
+  return {
+    id,
+    schema_id: 'default',
+    schema_url: '',
+    state: 'active',
+    state_changed_at: timestamp(),
+    traits: { email: `${id.slice(0, 8)}@example.com` },
+    metadata_public: null,
+    ...(options.withAdminMetadata ? { metadata_admin: null } : {}),
+    created_at: timestamp(),
+    updated_at: timestamp(),
+    organization_id: null
+  }
+}
+
+/** A session as `GET /admin/identities/{id}/sessions` lists it (every member Kratos v1.3.1 sends). */
+function sessionObject (id: string, identityId: string): Record<string, unknown> {
+  return {
+    id,
+    active: true,
+    expires_at: timestamp(86_400_000),
+    authenticated_at: timestamp(),
+    authenticator_assurance_level: 'aal1',
+    authentication_methods: [{ method: 'password', aal: 'aal1', completed_at: timestamp() }],
+    issued_at: timestamp(),
+    identity: identityObject(identityId, { withAdminMetadata: false }),
+    devices: [{ id: randomUUID(), ip_address: '127.0.0.1:40000', user_agent: 'node', location: '' }]
+  }
+}
 
 /**
  * Kratos' admin API as its OpenAPI document describes it, with sessions per identity:
  * `DELETE /admin/identities/{id}/sessions` answers 204 and revokes them, or 404 when there are none.
+ * Like Kratos' admin port it redirects every path outside /admin there (307) and serves the health
+ * checks under /admin/health/.
  */
 export class KratosDouble extends OryDouble {
   readonly sessions = new Map<string, string[]>()
 
-  constructor (options: OryDoubleOptions = {}) {
+  constructor (options: Pick<DoubleOptions, 'token' | 'publicPort'> = {}) {
     const sessions = new Map<string, string[]>()
     super('kratos/api.json', {
       deleteIdentitySessions: ({ params }) => {
@@ -17,17 +56,26 @@ export class KratosDouble extends OryDouble {
         sessions.set(params['id'] ?? '', [])
         return { status: 204 }
       },
-      listIdentitySessions: ({ params }) => ({
-        status: 200,
-        body: (sessions.get(params['id'] ?? '') ?? []).map((id) => ({ id, active: true, identity: { id: params['id'] } }))
-      }),
+      listIdentitySessions: ({ params }) => {
+        const identityId = params['id'] ?? ''
+        const listed = (sessions.get(identityId) ?? []).map((id) => sessionObject(id, identityId))
+        return {
+          status: 200,
+          headers: {
+            link: `</admin/identities/${identityId}/sessions?page=0&page_size=250&page_token=eyJvZmZzZXQiOiIwIiwidiI6Mn0&per_page=250>; rel="first"`,
+            'x-total-count': String(listed.length)
+          },
+          body: listed
+        }
+      },
       listIdentities: () => ({
         status: 200,
-        body: [...sessions.keys()].slice(0, 1).map((id) => ({ id, schema_id: 'default', schema_url: '', state: 'active', traits: {} }))
+        headers: { link: '</admin/identities?page_size=1&page_token=00000000-0000-0000-0000-000000000000>; rel="first"' },
+        body: [...sessions.keys()].slice(0, 1).map((id) => identityObject(id, { withAdminMetadata: true }))
       }),
       isAlive: () => ({ status: 200, body: { status: 'ok' } }),
       isReady: () => ({ status: 200, body: { status: 'ok' } })
-    }, options)
+    }, { ...options, adminPrefix: options.publicPort === undefined })
     this.sessions = sessions
   }
 
@@ -45,5 +93,24 @@ export class KratosDouble extends OryDouble {
   /** The identities whose sessions were revoked, in call order (404s included). */
   revokedIdentities (): string[] {
     return this.callsOf('deleteIdentitySessions').map((call) => call.params['id'] ?? '')
+  }
+}
+
+/**
+ * The request Kratos' `web_hook` sends for config/kratos/login-hook.jsonnet, header fields as
+ * Kratos v1.3.1 sends them (test/fixtures/ory-recorded/kratos.json, web_hook): for tests that call the
+ * login hook over HTTP the way Kratos does.
+ */
+export function kratosWebHookRequest (body: { identity_id: string, login_challenge?: string, sid?: string }, apiKey: string): { method: 'POST', headers: Record<string, string>, body: string } {
+  return {
+    method: 'POST',
+    headers: {
+      'user-agent': 'Go-http-client/1.1',
+      authorization: `Bearer ${apiKey}`,
+      'content-type': 'application/json',
+      'ory-webhook-request-id': randomUUID(),
+      'accept-encoding': 'gzip'
+    },
+    body: JSON.stringify(body)
   }
 }

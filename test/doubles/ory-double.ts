@@ -56,17 +56,12 @@ export interface RecordedCall {
 
 export interface Answer {
   status: number
+  /** Header fields beyond those every answer has (`link`, `x-total-count` of a listing). */
+  headers?: Record<string, string>
   body?: unknown
 }
 
 export type Handler = (call: RecordedCall) => Answer | Promise<Answer>
-
-export interface OryDoubleOptions {
-  /** The admin API asks for this Bearer token, as Ory Network does. */
-  token?: string
-  /** Which port of the server the double plays (default admin: every operation of the document). */
-  port?: 'admin' | 'public'
-}
 
 /** How an operation fails, for the next `times` calls (Infinity: until `heal`). */
 export type Fault =
@@ -76,19 +71,55 @@ export type Fault =
   /** Answers normally, after a pause. */
   | { kind: 'delay', ms: number, times?: number }
 
+/** How a double answers beyond its operations, as the real server does (see test/fixtures/ory-recorded). */
+export interface DoubleOptions {
+  /** The admin API key it asks for on /admin/ paths (Ory Network). */
+  token?: string
+  /**
+   * Kratos' admin port: a path outside /admin is redirected there (307), and the operations the
+   * OpenAPI document lists without the prefix (/health/ready) are served under it.
+   */
+  adminPrefix?: boolean
+  /** Operations whose answers carry no `Cache-Control` (Hydra's health checks); every other one does. */
+  cacheable?: string[]
+  /**
+   * How a path that is no operation is answered; undefined for the default, Go's http.NotFound (as
+   * Kratos' ports and Hydra's public port answer): 404, `text/plain`, "404 page not found".
+   */
+  notFound?: (path: string, accept: string | undefined) => NotFoundAnswer | undefined
+  /**
+   * Plays the server's public port instead, which serves no /admin/ route: Kratos' (with the admin
+   * URL it redirects GETs to, and the CSRF refusal it gives other methods) or Hydra's (Go's 404).
+   * Requests there are expected strays, not violations.
+   */
+  publicPort?: { redirectAdminTo?: string }
+}
+
+/** A router's answer to a path it does not serve. */
+export interface NotFoundAnswer {
+  contentType: string
+  body: string
+}
+
+/** What Ory's servers send with an answer of the API: nothing may be cached. */
+const NO_CACHE = 'private, no-cache, no-store, must-revalidate'
+
 /**
  * A real HTTP server that plays an Ory API as its OpenAPI document describes it: a request that is no
  * operation of the document, an operation the test did not implement, or an answer with a status the
- * document does not list is recorded as a violation — the test's teardown fails on any.
+ * document does not list is recorded as a violation — the test's teardown fails on any. Its answers
+ * have the headers and media types of Ory's own (a router's plain-text 404 for a path that is no
+ * operation), as recorded from the real servers in test/fixtures/ory-recorded.
  */
 export class OryDouble {
   readonly calls: RecordedCall[] = []
   /** The operation of each request, recorded as it arrives, before any fault or pause. */
   readonly arrivals: string[] = []
   readonly violations: string[] = []
-  /** Requests for routes the API does not have, answered as Ory's router does (404 page not found). */
+  /** Requests for paths that are no operation here (a misconfigured URL's), as `METHOD path`. */
   readonly strays: string[] = []
   #straysExpected: boolean
+  readonly #publicPort: DoubleOptions['publicPort']
   readonly #operations: Operation[]
   readonly #handlers: Record<string, Handler>
   readonly #faults = new Map<string, Fault & { remaining: number }>()
@@ -96,20 +127,25 @@ export class OryDouble {
   readonly #waiters: Array<() => void> = []
   #server: Server | undefined
   #token: string | undefined
+  readonly #adminPrefix: boolean
+  readonly #cacheable: Set<string>
+  readonly #notFound: DoubleOptions['notFound']
   url = ''
 
-  constructor (specFile: string, handlers: Record<string, Handler>, options: OryDoubleOptions = {}) {
-    const operations = loadOperations(specFile)
+  constructor (specFile: string, handlers: Record<string, Handler>, options: DoubleOptions = {}) {
+    this.#operations = loadOperations(specFile)
+    this.#handlers = handlers
+    this.#token = options.token
+    this.#adminPrefix = options.adminPrefix === true
+    this.#cacheable = new Set(options.cacheable ?? [])
+    this.#notFound = options.notFound
+    this.#publicPort = options.publicPort
+    this.#straysExpected = options.publicPort !== undefined
     for (const operationId of Object.keys(handlers)) {
-      if (!operations.some((operation) => operation.operationId === operationId)) {
+      if (!this.#operations.some((operation) => operation.operationId === operationId)) {
         throw new Error(`${operationId} is not an operation of ${specFile}`)
       }
     }
-    // A public port serves no /admin/ route at all: those requests are strays there.
-    this.#operations = operations.filter((operation) => options.port !== 'public' || !operation.pattern.source.startsWith('^\\/admin\\/'))
-    this.#handlers = handlers
-    this.#token = options.token
-    this.#straysExpected = options.port === 'public'
   }
 
   async listen (port = 0): Promise<this> {
@@ -132,7 +168,7 @@ export class OryDouble {
   }
 
   /**
-   * Requests for routes the API does not have are expected (a test of a misconfigured URL): they are
+   * Requests for paths that are no operation are expected (a test of a misconfigured URL): they are
    * recorded in `strays`, not as violations.
    */
   expectStrays (): void {
@@ -185,18 +221,32 @@ export class OryDouble {
     const url = new URL(req.url ?? '/', 'http://double')
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
-    const operation = this.#operations.find((op) => op.method === req.method && op.pattern.test(url.pathname))
+    if (this.#adminPrefix && !url.pathname.startsWith('/admin')) {
+      // Kratos' admin port sends every path outside /admin there (x.RedirectAdminMiddleware).
+      const location = `/admin${url.pathname}${url.search}`
+      res.writeHead(307, { location, 'content-type': 'text/html; charset=utf-8' }).end(`<a href="${location}">Temporary Redirect</a>.\n\n`)
+      return
+    }
+    if (this.#publicPort !== undefined && url.pathname.startsWith('/admin/')) return this.#answerOnPublicPort(req, res, url)
+    const find = (path: string): Operation | undefined => this.#operations.find((op) => op.method === req.method && op.pattern.test(path))
+    // Kratos' admin port serves the operations documented without the prefix (health, version) under it.
+    const unprefixed = url.pathname.slice('/admin'.length)
+    const path = this.#adminPrefix && find(url.pathname) === undefined && !unprefixed.startsWith('/admin') ? unprefixed : url.pathname
+    const operation = find(path)
     if (operation === undefined) {
-      this.strays.push(`${req.method ?? '?'} ${url.pathname}`)
-      if (!this.#straysExpected) this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
-      this.#wake()
-      // What Ory's Go router answers for a route it does not have.
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n')
+      this.#stray(req, url)
+      const custom = this.#notFound?.(url.pathname, req.headers.accept)
+      if (custom !== undefined) {
+        res.writeHead(404, { 'content-type': custom.contentType }).end(custom.body)
+        return
+      }
+      // What Go's http.NotFound answers, as Kratos' router and Hydra's public router do.
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end('404 page not found\n')
       return
     }
     this.arrivals.push(operation.operationId)
     this.#wake()
-    const match = operation.pattern.exec(url.pathname) ?? []
+    const match = operation.pattern.exec(path) ?? []
     const params = Object.fromEntries(operation.params.map((name, i) => [name, decodeURIComponent(match[i + 1] ?? '')]))
     const call: RecordedCall = {
       operationId: operation.operationId,
@@ -240,6 +290,32 @@ export class OryDouble {
     this.#answer(res, operation, answer)
   }
 
+  #stray (req: IncomingMessage, url: URL): void {
+    this.strays.push(`${req.method ?? '?'} ${url.pathname}`)
+    if (!this.#straysExpected) this.violations.push(`${req.method ?? '?'} ${url.pathname} is no operation of the API`)
+    this.#wake()
+  }
+
+  /** An /admin/ path on a public port, answered as recorded in test/fixtures/ory-recorded. */
+  #answerOnPublicPort (req: IncomingMessage, res: ServerResponse, url: URL): void {
+    this.#stray(req, url)
+    const redirect = this.#publicPort?.redirectAdminTo
+    if (redirect === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end('404 page not found\n')
+      return
+    }
+    if (req.method === 'GET') {
+      const location = `${redirect.replace(/\/+$/, '')}${url.pathname}${url.search}`
+      res.writeHead(307, { location, 'content-type': 'text/html; charset=utf-8', 'cache-control': NO_CACHE, vary: 'Cookie' })
+        .end(`<a href="${location}">Temporary Redirect</a>.\n\n`)
+      return
+    }
+    // Kratos' public port checks CSRF before anything else for a request that changes state.
+    res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({
+      error: { code: 403, status: 'Forbidden', reason: 'Please retry the flow and optionally clear your cookies. The request was rejected to protect you from Cross-Site-Request-Forgery (CSRF) which could cause account takeover, leaking personal information, and other serious security issues.', message: 'the request was rejected to protect you from Cross-Site-Request-Forgery' }
+    }))
+  }
+
   #record (call: RecordedCall): void {
     this.calls.push(call)
     this.#wake()
@@ -253,14 +329,19 @@ export class OryDouble {
     if (!operation.statuses.has(String(answer.status)) && !operation.statuses.has('default')) {
       this.violations.push(`${operation.operationId} answered ${answer.status}, which the API does not document`)
     }
-    this.#send(res, answer.status, answer.body)
+    this.#send(res, answer.status, answer.body, { ...(this.#cacheable.has(operation.operationId) ? {} : { 'cache-control': NO_CACHE }), ...answer.headers })
   }
 
-  #send (res: ServerResponse, status: number, body: unknown): void {
+  /**
+   * JSON as Ory writes it: `application/json; charset=utf-8` for a result, plain `application/json`
+   * for an error (herodot's error writer), nothing for 204.
+   */
+  #send (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     if (body === undefined || status === 204) {
-      res.writeHead(status).end()
+      res.writeHead(status, headers).end()
       return
     }
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+    const contentType = status >= 400 ? 'application/json' : 'application/json; charset=utf-8'
+    res.writeHead(status, { ...headers, 'content-type': contentType }).end(JSON.stringify(body))
   }
 }

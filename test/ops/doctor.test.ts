@@ -274,12 +274,18 @@ t.test('an admin URL with a path prefix too many, or the public port, fails, nam
   t.match(prefixed.byName.get('hydra admin')?.fix, 'remove the path "/admin" from HYDRA_ADMIN_URL')
   t.ok(kratos.strays.includes('GET /admin/admin/identities'), 'the proof went where the relay would send its calls')
 
-  const publicPort = await KratosDouble.prototype.listen.call(new KratosDouble({ port: 'public' }))
+  const publicPort = await new KratosDouble({ publicPort: { redirectAdminTo: kratos.url } }).listen()
   t.teardown(() => publicPort.close())
   const onPublic = await run({ KRATOS_ADMIN_URL: publicPort.url })
   t.equal(onPublic.byName.get('kratos admin')?.status, 'fail', 'the public port answers /health/ready, but serves no admin route')
-  t.match(onPublic.byName.get('kratos admin')?.message, /answered 404/)
-  t.match(onPublic.byName.get('kratos admin')?.fix, "set KRATOS_ADMIN_URL to Kratos' admin API's port (4434 by default), not the public port")
+  t.match(onPublic.byName.get('kratos admin')?.message, `answered 307, a redirect to ${kratos.url}/admin/identities`)
+  t.match(onPublic.byName.get('kratos admin')?.fix, "set KRATOS_ADMIN_URL to Kratos' admin API itself (port 4434 by default)")
+
+  const hydraPublic = await HydraDouble.start({ publicPort: {} })
+  t.teardown(() => hydraPublic.close())
+  const onHydraPublic = await run({ HYDRA_ADMIN_URL: hydraPublic.url })
+  t.equal(onHydraPublic.byName.get('hydra admin')?.status, 'fail', "Hydra's public port too")
+  t.match(onHydraPublic.byName.get('hydra admin')?.fix, "set HYDRA_ADMIN_URL to Hydra's admin API's port (4445 by default), not the public port")
   t.match(formatCheck(onPublic.byName.get('kratos admin') as CheckResult), /^✖ kratos admin: .* — fix: set KRATOS_ADMIN_URL/)
 })
 
