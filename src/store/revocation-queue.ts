@@ -40,6 +40,12 @@ export interface NewJob {
   target: RevocationTarget
   sid?: string
   cause?: JobCause
+  /**
+   * The dedupe keys of jobs this one must wait for: it is not claimed while any of them waits or runs
+   * (done or dead-lettered, it goes ahead). They are resolved when this job is recorded: jobs recorded
+   * earlier in the same enqueue, or still remembered by their key.
+   */
+  after?: string[]
   /** Jobs with the same key within `dedupeTtlSeconds` are one job: the first wins. */
   dedupeKey?: string
 }
@@ -135,24 +141,38 @@ export interface RevocationQueue {
  */
 export const ENQUEUE_CHUNK = 100
 
+/** How soon a job that still waits for others is looked at again. */
+const WAITING_RECHECK_MS = 250
+
 const SCRIPTS: LuaScript[] = [
   {
     name: 'relayEnqueue',
     keys: 'variable',
-    // KEYS: waiting (zset id → due ms), jobs (hash id → JSON), then each job's dedupe key (they carry
-    // the queue's hash tag, so they live in this slot too). ARGV: now, dedupe TTL (s), then per job:
-    // id, JSON. All or nothing; returns one 1/0 per job (0: its dedupe key was taken).
+    // KEYS: waiting (zset id → due ms), jobs (hash id → JSON), waits-for (hash id → ids it waits for),
+    // then each job's dedupe key, then the dedupe keys each job waits for (all under the queue's hash
+    // tag, so they live in this slot too). ARGV: now, dedupe TTL (s), job count, then per job: id,
+    // JSON, how many keys it waits for. All or nothing; returns one 1/0 per job (0: its dedupe key was
+    // taken). A job waits for the ids its keys name: recorded earlier in this call, or before.
     lua: `
+local count = tonumber(ARGV[3])
 local out = {}
-for i = 3, #KEYS do
-  local id = ARGV[2 * i - 3]
-  if redis.call('SET', KEYS[i], id, 'NX', 'EX', ARGV[2]) then
-    redis.call('HSET', KEYS[2], id, ARGV[2 * i - 2])
+local after = 4 + count
+for i = 1, count do
+  local id, json, waits = ARGV[3 * i + 1], ARGV[3 * i + 2], tonumber(ARGV[3 * i + 3])
+  if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[2]) then
+    redis.call('HSET', KEYS[2], id, json)
     redis.call('ZADD', KEYS[1], ARGV[1], id)
+    local ids = {}
+    for j = after, after + waits - 1 do
+      local other = redis.call('GET', KEYS[j])
+      if other then ids[#ids + 1] = other end
+    end
+    if #ids > 0 then redis.call('HSET', KEYS[3], id, table.concat(ids, ',')) end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
+  after = after + waits
 end
 return out`
   },
@@ -175,10 +195,12 @@ return queued`
   },
   {
     name: 'relayClaim',
-    keys: 5,
-    // KEYS: waiting, active (zset id → lease end ms), jobs, leases (hash id → lease), attempts (hash).
-    // ARGV: now, lease end, limit, lease. Jobs whose lease ran out (their worker died) are due again
-    // first. Returns id, JSON, attempts for each job claimed.
+    keys: 6,
+    // KEYS: waiting, active (zset id → lease end ms), jobs, leases (hash id → lease), attempts (hash),
+    // waits-for (hash id → ids). ARGV: now, lease end, limit, lease, ms before a job that still waits
+    // is looked at again. Jobs whose lease ran out (their worker died) are due again first. A job is
+    // claimed only once none of the jobs it waits for waits or runs. Returns id, JSON, attempts for
+    // each job claimed.
     lua: `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 1000)
 for _, id in ipairs(expired) do
@@ -189,14 +211,26 @@ end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  local json = redis.call('HGET', KEYS[3], id)
-  if json then
-    redis.call('ZADD', KEYS[2], ARGV[2], id)
-    redis.call('HSET', KEYS[4], id, ARGV[4])
-    out[#out + 1] = id
-    out[#out + 1] = json
-    out[#out + 1] = redis.call('HINCRBY', KEYS[5], id, 1)
+  local blocked = false
+  local waits = redis.call('HGET', KEYS[6], id)
+  if waits then
+    for other in string.gmatch(waits, '[^,]+') do
+      if redis.call('ZSCORE', KEYS[1], other) or redis.call('ZSCORE', KEYS[2], other) then blocked = true break end
+    end
+    if not blocked then redis.call('HDEL', KEYS[6], id) end
+  end
+  if blocked then
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[5]), id)
+  else
+    redis.call('ZREM', KEYS[1], id)
+    local json = redis.call('HGET', KEYS[3], id)
+    if json then
+      redis.call('ZADD', KEYS[2], ARGV[2], id)
+      redis.call('HSET', KEYS[4], id, ARGV[4])
+      out[#out + 1] = id
+      out[#out + 1] = json
+      out[#out + 1] = redis.call('HINCRBY', KEYS[5], id, 1)
+    end
   end
 end
 return out`
@@ -281,6 +315,7 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     jobs: keys.key('queue', 'revocations', 'jobs'),
     leases: keys.key('queue', 'revocations', 'leases'),
     attempts: keys.key('queue', 'revocations', 'attempts'),
+    waitsFor: keys.key('queue', 'revocations', 'waits-for'),
     dead: keys.key('queue', 'revocations', 'dead'),
     dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`),
     jti: (issuer: string, jti: string) => keys.key('queue', 'revocations', `jti:${issuerTag(issuer)}:${jti}`)
@@ -301,17 +336,19 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     },
     async enqueue (jobs, dedupeTtlSeconds) {
       const now = clock()
-      const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey }))
+      const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey, after: job.after ?? [] }))
       const results: Array<{ id: string, enqueued: boolean }> = []
       for (let start = 0; start < created.length; start += ENQUEUE_CHUNK) {
         const chunk = created.slice(start, start + ENQUEUE_CHUNK)
-        const scriptKeys = [k.waiting, k.jobs]
-        const args: Array<string | number> = [now, dedupeTtlSeconds]
-        for (const { job, dedupeKey } of chunk) {
+        const scriptKeys = [k.waiting, k.jobs, k.waitsFor]
+        const afterKeys: string[] = []
+        const args: Array<string | number> = [now, dedupeTtlSeconds, chunk.length]
+        for (const { job, dedupeKey, after } of chunk) {
           scriptKeys.push(k.dedupe(dedupeKey ?? job.id))
-          args.push(job.id, JSON.stringify(job))
+          afterKeys.push(...after.map(k.dedupe))
+          args.push(job.id, JSON.stringify(job), after.length)
         }
-        const result = await run('relayEnqueue', scriptKeys, args) as number[]
+        const result = await run('relayEnqueue', [...scriptKeys, ...afterKeys], args) as number[]
         chunk.forEach(({ job }, i) => results.push({ id: job.id, enqueued: result[i] === 1 }))
       }
       return results
@@ -319,8 +356,8 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     async claim (limit, leaseMs) {
       const now = clock()
       const lease = randomUUID()
-      const flat = await run('relayClaim', [k.waiting, k.active, k.jobs, k.leases, k.attempts],
-        [now, now + leaseMs, limit, lease]) as Array<string | number>
+      const flat = await run('relayClaim', [k.waiting, k.active, k.jobs, k.leases, k.attempts, k.waitsFor],
+        [now, now + leaseMs, limit, lease, WAITING_RECHECK_MS]) as Array<string | number>
       const claimed: ClaimedJob[] = []
       for (let i = 0; i + 2 < flat.length; i += 3) {
         claimed.push({ job: JSON.parse(String(flat[i + 1])) as Job, attempts: Number(flat[i + 2]), lease })
@@ -381,6 +418,7 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
   const dead = new Map<string, DeadJob>()
   const dedupe = new ExpiringMap<string>(clock)
   const consumed = new ExpiringMap<true>(clock)
+  const waitsFor = new Map<string, string[]>()
 
   const holds = (id: string, lease: string): boolean => active.get(id)?.lease === lease
 
@@ -408,6 +446,8 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
         if (enqueued) {
           jobs.set(job.id, job)
           waiting.set(job.id, now)
+          const others = (newJob.after ?? []).flatMap((key) => dedupe.get(key) ?? [])
+          if (others.length > 0) waitsFor.set(job.id, others)
         }
         return { id: job.id, enqueued }
       })
@@ -421,7 +461,15 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
         }
       }
       const lease = randomUUID()
-      const due = [...waiting].filter(([, dueAt]) => dueAt <= now).sort((a, b) => a[1] - b[1]).slice(0, limit)
+      const due = [...waiting].filter(([, dueAt]) => dueAt <= now).sort((a, b) => a[1] - b[1]).slice(0, limit).filter(([id]) => {
+        // A job that waits for others waits while any of them waits or runs.
+        if (waitsFor.get(id)?.some((other) => waiting.has(other) || active.has(other)) === true) {
+          waiting.set(id, now + WAITING_RECHECK_MS)
+          return false
+        }
+        waitsFor.delete(id)
+        return true
+      })
       return due.map(([id]) => {
         waiting.delete(id)
         active.set(id, { until: now + leaseMs, lease })

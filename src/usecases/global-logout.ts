@@ -94,7 +94,7 @@ export async function logOutEverywhere (deps: GlobalLogoutDeps, input: GlobalLog
     target: { kind: 'hydra-login-session', sid },
     sid,
     cause,
-    dedupeKey: `admin:hydra-login-session:${sid}`
+    dedupeKey: loginSessionKey(sid)
   }))
   jobs.push({
     target: { kind: 'kratos-sessions', identityId: input.identityId },
@@ -105,6 +105,9 @@ export async function logOutEverywhere (deps: GlobalLogoutDeps, input: GlobalLog
     jobs.push({
       target: { kind: 'hydra-consent-sessions', subject: input.identityId },
       cause,
+      // Hydra finds the clients to notify of a login session's end through its consents: revoked
+      // first, they would leave every client of the session unnotified. So the consents wait.
+      after: sids.map(loginSessionKey),
       dedupeKey: `admin:hydra-consent-sessions:${input.identityId}:${state}`
     })
   }
@@ -133,6 +136,11 @@ export async function knownSessions (deps: { index: Pick<SessionIndex, 'sidsOf'>
   return [...sids]
     .sort((a, b) => a.expiresAt - b.expiresAt || a.sid.localeCompare(b.sid))
     .map((entry) => ({ sid: entry.sid, expiresAt: new Date(entry.expiresAt).toISOString() }))
+}
+
+/** The dedupe key of the step that revokes one login session at Hydra. */
+function loginSessionKey (sid: string): string {
+  return `admin:hydra-login-session:${sid}`
 }
 
 /** A short digest of the sorted sids: the identity's login state as the index sees it. */

@@ -108,6 +108,34 @@ for (const backend of await backends(t)) {
     t.same((await queue.trimDeadLetters(clock.now + 1, 0, 2)).map((letter) => letter.id), ids.slice(3, 5), 'at most the limit per call')
   })
 
+  t.test(`${backend.name}: a job that waits for others is claimed only once none of them waits or runs`, async (t) => {
+    const { queue, clock } = make()
+    await queue.enqueue([revoke(randomUUID(), 'first'), revoke(randomUUID(), 'second')], 60)
+    const [last] = await queue.enqueue([{ ...revoke(randomUUID(), 'last'), after: ['first', 'second', 'forgotten'] }], 60)
+    const firstBatch = await queue.claim(10, 30_000)
+    t.equal(firstBatch.length, 2, 'the two it waits for')
+    t.notOk(firstBatch.some((claimed) => claimed.job.id === last?.id), 'not the one that waits')
+    clock.now += 1000
+    t.same(await queue.claim(10, 30_000), [], 'still waiting while they run')
+    t.equal(await queue.complete(firstBatch[0]!), true)
+    t.equal(await queue.bury(firstBatch[1]!, 'HTTP 403'), true, 'one done, one dead-lettered')
+    clock.now += 1000
+    const [next] = await queue.claim(10, 30_000)
+    t.equal(next?.job.id, last?.id, 'then it goes ahead')
+    t.equal(next?.attempts, 1, 'its waiting counted no attempt')
+  })
+
+  t.test(`${backend.name}: a job waits for a job recorded by an earlier enqueue, by its dedupe key`, async (t) => {
+    const { queue, clock } = make()
+    const [earlier] = await queue.enqueue([revoke(randomUUID(), 'earlier')], 60)
+    await queue.enqueue([{ ...revoke(), after: ['earlier'] }], 60)
+    const claimed = await queue.claim(10, 30_000)
+    t.same(claimed.map((job) => job.job.id), [earlier?.id])
+    await queue.complete(claimed[0]!)
+    clock.now += 1000
+    t.equal((await queue.claim(10, 30_000)).length, 1)
+  })
+
   t.test(`${backend.name}: dead letters keep the job and its last error`, async (t) => {
     const { queue } = make()
     const identityId = randomUUID()

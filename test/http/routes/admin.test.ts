@@ -107,6 +107,22 @@ t.test('revoke_consents also revokes the subject\'s consent sessions and their t
   t.same(without.json<LogoutBody>().steps.map((step) => step.kind), ['hydra-login-session', 'kratos-sessions'])
 })
 
+t.test('the consents are revoked only once Hydra answered each login session\'s revocation', async (t) => {
+  // Hydra finds the clients to notify of a login session's end through its consents: consents revoked
+  // first would leave every client of the session unnotified.
+  const relay = await buildAdmin(t)
+  const { identityId, sids } = await relay.loginMany(3)
+  relay.hydra.fail('revokeOAuth2LoginSessions', { kind: 'delay', ms: 300, times: 3 })
+  t.equal((await relay.logOutEverywhere(identityId, { revoke_consents: true })).statusCode, 202)
+  await relay.hydra.waitForCalls('revokeOAuth2ConsentSessions', 1)
+  const answered = relay.hydra.calls.map((call) => call.operationId === 'revokeOAuth2LoginSessions' ? call.query.get('sid') : call.operationId)
+  const consentAt = answered.indexOf('revokeOAuth2ConsentSessions')
+  for (const sid of sids) {
+    const revokedAt = answered.indexOf(sid)
+    t.ok(revokedAt !== -1 && revokedAt < consentAt, `${sid.slice(0, 8)}… was revoked before the consents`)
+  }
+})
+
 t.test('Hydra failing for a while: each sid is retried until Hydra revokes it', async (t) => {
   const relay = await buildAdmin(t)
   const { identityId, sids } = await relay.loginMany(2)
