@@ -286,6 +286,16 @@ function checkCredentialsCoverage (stack: Stack): string[] {
   })
 }
 
+/**
+ * With its own Kratos link (`urls.identity_provider.url`), Hydra disables the Kratos session tied to
+ * each login session it revokes: after a credentials change, the one the user is in too. The relay
+ * ends Kratos sessions itself and needs none of it.
+ */
+function checkHydraKratosLink (stack: Stack): string[] {
+  if (at(stack.hydra, 'urls.identity_provider.url') === undefined || relayHooks(stack, 'credentials').length === 0) return []
+  return ['hydra urls.identity_provider.url is set: Hydra would end the Kratos session tied to each sid the credentials hook revokes, the current one included']
+}
+
 /** Hydra sends back-channel logouts only for remembered logins; Kratos remembers when this is true. */
 function checkRemember (stack: Stack): string[] {
   return at(stack.kratos, 'session.cookie.persistent') === false ? ['kratos session.cookie.persistent is false: Hydra would not remember logins, nor send their logouts'] : []
@@ -494,6 +504,7 @@ const checks = {
   checkHookKey,
   checkHookCoverage,
   checkCredentialsCoverage,
+  checkHydraKratosLink,
   checkRemember,
   checkPrivateAddresses,
   checkRelayToOry,
@@ -607,6 +618,8 @@ t.test('every enabled credential method and recovery run the credentials hook, t
     (at(s.kratos, 'selfservice.methods') as Hook)['lookup_secret'] = { enabled: true }
     settingsAfter(s)['lookup_secret'] = { hooks: password(s)['hooks'] }
   })), [], 'a second method with both hooks')
+  finds(t, checkHydraKratosLink, variant((s) => { (at(s.hydra, 'urls') as Hook)['identity_provider'] = { url: 'http://kratos:4434' } }),
+    /the current one included/, 'Hydra ending the Kratos session of each sid it revokes')
   t.same(checkCredentialsCoverage(variant((s) => {
     (at(s.kratos, 'selfservice.methods') as Hook)['password'] = { enabled: false }
     Reflect.deleteProperty(settingsAfter(s), 'password')
