@@ -58,7 +58,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     keys: createIssuerKeys({ issuer: config.oidc.issuer, jwksUrl: config.oidc.jwksUrl, timeoutMs: config.upstreamTimeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
     now: clock
   })
-  const usecases = createUseCases({ ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc, clock })
+  const usecases = createUseCases({
+    ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc, revocation: config.revocation, credentialChange: config.credentialChange, clock
+  })
 
   let closing = false
   const app = await createHttpServer({

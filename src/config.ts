@@ -129,6 +129,7 @@ const envSchema = z.object({
 
   LOGIN_HOOK_API_KEYS: apiKeys,
   ADMIN_API_KEYS: apiKeys,
+  CREDENTIAL_CHANGE_REVOKE_CONSENTS: boolean(false),
 
   REVOCATION_MAX_ATTEMPTS: integer(20, 1, 1000),
   REVOCATION_MAX_AGE: integer(86_400, 60),
@@ -208,6 +209,7 @@ const envSchema = z.object({
   loginHook: { apiKeys: env.LOGIN_HOOK_API_KEYS, rateLimit: env.HOOK_RATE_LIMIT, rateWindowSeconds: env.HOOK_RATE_WINDOW },
   authFailures: { perAddress: env.AUTH_FAILURE_LIMIT, overall: env.AUTH_FAILURE_GLOBAL_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW },
   adminApi: { apiKeys: env.ADMIN_API_KEYS },
+  credentialChange: { revokeConsents: env.CREDENTIAL_CHANGE_REVOKE_CONSENTS },
   revocation: {
     maxAttempts: env.REVOCATION_MAX_ATTEMPTS,
     maxAgeMs: env.REVOCATION_MAX_AGE * 1000,

@@ -34,6 +34,7 @@ t.test('defaults serve a local Hydra and Kratos', async (t) => {
   t.equal(config.hydra.adminUrl, 'http://127.0.0.1:4445')
   t.same(config.loginHook.apiKeys, [])
   t.equal(config.revocation.maxAttempts, 20)
+  t.equal(config.credentialChange.revokeConsents, false)
 })
 
 t.test('reads every documented variable', async (t) => {
@@ -56,7 +57,8 @@ t.test('reads every documented variable', async (t) => {
     HYDRA_ADMIN_URL: 'http://hydra:4445',
     HYDRA_ADMIN_TOKEN: 'ory_pat_y',
     LOGIN_HOOK_API_KEYS: 'k1-0123456789abcdef,k2-0123456789abcdef',
-    REVOCATION_MAX_ATTEMPTS: '7'
+    REVOCATION_MAX_ATTEMPTS: '7',
+    CREDENTIAL_CHANGE_REVOKE_CONSENTS: 'true'
   })
   t.equal(config.http.port, 9000)
   t.same(config.oidc.audiences, ['app-a', 'app-b'])
@@ -67,6 +69,7 @@ t.test('reads every documented variable', async (t) => {
   t.same(config.loginHook.apiKeys, ['k1-0123456789abcdef', 'k2-0123456789abcdef'])
   t.equal(config.revocation.maxAttempts, 7)
   t.equal(config.index.sidTtlSeconds, 3600)
+  t.equal(config.credentialChange.revokeConsents, true)
 })
 
 t.test('every problem is reported at once', async (t) => {
@@ -77,13 +80,14 @@ t.test('every problem is reported at once', async (t) => {
     OIDC_ALGORITHMS: 'RS256,HS256,none',
     LOGOUT_TOKEN_MAX_AGE: '-1',
     LOGOUT_TOKEN_REQUIRE_EXP: 'maybe',
+    CREDENTIAL_CHANGE_REVOKE_CONSENTS: 'sometimes',
     REDIS_URL: 'http://redis:6379',
     REDIS_KEY_PREFIX: '{relay}:',
     LOGIN_HOOK_API_KEYS: 'tiny-key',
     KRATOS_ADMIN_URL: 'ftp://kratos'
   })
   const names = found.map((problem) => problem.split(':')[0])
-  for (const name of ['PORT', 'LOG_LEVEL', 'OIDC_ISSUER', 'OIDC_ALGORITHMS', 'LOGOUT_TOKEN_MAX_AGE', 'LOGOUT_TOKEN_REQUIRE_EXP', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'LOGIN_HOOK_API_KEYS', 'KRATOS_ADMIN_URL']) {
+  for (const name of ['PORT', 'LOG_LEVEL', 'OIDC_ISSUER', 'OIDC_ALGORITHMS', 'LOGOUT_TOKEN_MAX_AGE', 'LOGOUT_TOKEN_REQUIRE_EXP', 'CREDENTIAL_CHANGE_REVOKE_CONSENTS', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'LOGIN_HOOK_API_KEYS', 'KRATOS_ADMIN_URL']) {
     t.ok(names.includes(name), `${name} reported`)
   }
   t.equal(found.filter((problem) => problem.startsWith('OIDC_ALGORITHMS')).length, 2, 'HS256 and none, each named')

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes DEST: the Kratos configuration SOURCE with the placeholder ${LOGIN_HOOK_API_KEY} replaced by
-# that variable's value. Kratos reads no environment variable inside a hook's config, and the login
-# hook's key is a secret that belongs in the environment, not in the file.
+# that variable's value, wherever it occurs (the login hook and the credentials hook share the key).
+# Kratos reads no environment variable inside a hook's config, and the hooks' key is a secret that
+# belongs in the environment, not in the file.
 set -eu
 if [ $# -ne 2 ]; then
   echo "usage: $0 SOURCE DEST" >&2

@@ -7,6 +7,7 @@ import { installErrorHandler } from './error-handler.js'
 import type { Relay } from './relay.js'
 import { adminRoutes } from './routes/admin.js'
 import { backchannelLogoutRoutes } from './routes/backchannel-logout.js'
+import { credentialsHookRoutes } from './routes/credentials-hook.js'
 import { healthRoutes } from './routes/health.js'
 import { loginHookRoutes } from './routes/login-hook.js'
 import { metricsRoutes } from './routes/metrics.js'
@@ -55,6 +56,7 @@ export async function createHttpServer (relay: Relay, log: Logger): Promise<Fast
   await app.register(metricsRoutes)
   await app.register(backchannelLogoutRoutes)
   await app.register(loginHookRoutes)
+  await app.register(credentialsHookRoutes)
   await app.register(adminRoutes)
   return app
 }

@@ -536,9 +536,9 @@ function checkKeys (config: Config): CheckResult[] {
 // ---- what to paste ---------------------------------------------------------------------------------
 
 /**
- * The Hydra client flags and the Kratos web hook, as the README's sections give them, with this
- * configuration's values: Hydra's admin URL, the relay's URL, each client of OIDC_AUDIENCES, and the
- * first login hook key masked.
+ * The Hydra client flags and the Kratos web hooks (login, credentials), as the README's sections give
+ * them, with this configuration's values: Hydra's admin URL, the relay's URL, each client of
+ * OIDC_AUDIENCES, and the first login hook key masked.
  */
 export function setupSnippets (config: Config, relayUrl: string): string {
   const relay = relayUrl.replace(/\/+$/, '')
@@ -590,6 +590,38 @@ Add the login hook to kratos.yml (with config/kratos/login-hook.jsonnet beside i
               - hook: web_hook
                 config: { …same as above… }
               - hook: session
+
+Add the credentials hook (with config/kratos/credentials-changed.jsonnet beside it) to every enabled credential method of the settings flow and to recovery, before revoke_active_sessions: a changed password or a recovered account then ends every Hydra login session, and so every app's (CREDENTIAL_CHANGE_REVOKE_CONSENTS=true: the consents and their tokens too), while Kratos keeps the session the user is in:
+
+  selfservice:
+    flows:
+      settings:
+        after:
+          password: &relay_credentials
+            hooks:
+              - hook: web_hook
+                config:
+                  url: ${relay}/hooks/credentials-changed
+                  method: POST
+                  body: file:///etc/config/kratos/credentials-changed.jsonnet
+                  auth:
+                    type: api_key
+                    config:
+                      name: Authorization
+                      value: ${bearer}
+                      in: header
+              - hook: revoke_active_sessions
+          totp: *relay_credentials
+          webauthn: *relay_credentials
+          passkey: *relay_credentials
+          lookup_secret: *relay_credentials
+          oidc: *relay_credentials
+      recovery:
+        after:
+          hooks:
+            - hook: web_hook
+              config: { …same as above… }
+            - hook: revoke_active_sessions
 `
 }
 

@@ -4,11 +4,16 @@ import type { AdminApiProof, AdminService } from '../ory/admin-proof.js'
 import type { QueueCounts } from '../store/revocation-queue.js'
 import type { JobOutcome } from '../revocation/worker.js'
 
-export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'rejected' | 'unavailable'
+export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'already_handled' | 'rejected' | 'unavailable'
 export type HookOutcome = 'indexed' | 'late_logout' | 'conflict' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
 /** What the admin API did: `queued` (something new queued), `already_queued` (a repeat), `listed`, or why it refused. */
 export type AdminOutcome = 'queued' | 'already_queued' | 'listed' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
 export type AdminAction = 'logout' | 'sessions'
+/**
+ * What the credentials hook did: `queued` (something new queued), `already_queued` (a repeat),
+ * `nothing_to_do` (no sid indexed, consents not revoked), or why it refused.
+ */
+export type CredentialsOutcome = 'queued' | 'already_queued' | 'nothing_to_do' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
 
 /**
  * The relay's Prometheus metrics, in a registry of its own (never the global one), so that each
@@ -40,6 +45,12 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     name: 'logout_relay_login_hook_calls_total',
     help: 'Login hook calls by outcome.',
     labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  const credentialsChanged = new Counter({
+    name: 'logout_relay_credentials_changed_total',
+    help: 'Credentials hook calls by flow (settings, recovery; empty when refused before a flow was known) and outcome.',
+    labelNames: ['flow', 'outcome'] as const,
     registers: [registry]
   })
   const adminCalls = new Counter({
@@ -111,6 +122,9 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     },
     hook (outcome: HookOutcome) {
       hookCalls.inc({ outcome })
+    },
+    credentialsChanged (flow: string, outcome: CredentialsOutcome) {
+      credentialsChanged.inc({ flow, outcome })
     },
     admin (action: AdminAction, outcome: AdminOutcome) {
       adminCalls.inc({ action, outcome })

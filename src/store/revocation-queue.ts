@@ -24,6 +24,11 @@ export type JobCause =
   | { kind: 'late-login-hook' }
   /** The admin API, by the key whose fingerprint this is. */
   | { kind: 'admin-api', keyFingerprint: string }
+  /**
+   * Kratos' credentials hook: a credential of the identity changed in a settings flow (`method`: the
+   * settings method, when Kratos tells it), or the account was recovered (`method`: code or link).
+   */
+  | { kind: 'credentials-changed', flow: 'settings' | 'recovery', method?: string }
 
 export interface Job {
   id: string
@@ -48,6 +53,12 @@ export interface NewJob {
   after?: string[]
   /** Jobs with the same key within `dedupeTtlSeconds` are one job: the first wins. */
   dedupeKey?: string
+  /**
+   * For a `hydra-login-session` job: for this many seconds, a back-channel logout for its sid is the
+   * relay's own doing, answered as already handled (see {@link RevocationQueue.acceptLogout}). The mark
+   * is written in the same atomic step as the job, so no worker can run the job before it exists.
+   */
+  handledLogoutSeconds?: number
 }
 
 export interface ClaimedJob {
@@ -74,12 +85,16 @@ export type LogoutRecord =
   | 'duplicate'
   /** Nothing to queue; the jti is consumed. */
   | 'accepted'
+  /** The relay revoked this sid at Hydra itself (a marked sid): the jti is consumed, nothing queued. */
+  | 'handled'
 
 export interface LogoutTokenRecord {
   issuer: string
   jti: string
   /** How long the jti (and the job's dedupe key) are remembered. */
   rememberSeconds: number
+  /** The token's sid, checked for the relay's own mark ({@link NewJob.handledLogoutSeconds}). */
+  sid?: string
   /** The revocation this logout causes, if any. */
   job?: NewJob
 }
@@ -101,12 +116,18 @@ export interface RevocationQueue {
    * OIDC BCL §2.6 step 6), queues the token's revocation (unless its dedupe key is taken), and
    * consumes the `jti`. All or nothing: a failure leaves the token acceptable when the issuer resends
    * it, and an accepted token always has its revocation recorded.
+   *
+   * A token whose sid the relay marked when it queued that sid's Hydra revocation
+   * ({@link NewJob.handledLogoutSeconds}) is Hydra's echo of the relay's own request: its `jti` is
+   * consumed and nothing is queued (`handled`) — unless the marking job was given up (a dead letter),
+   * since then Hydra never revoked the sid for the relay and the logout is someone else's.
    */
   acceptLogout: (record: LogoutTokenRecord) => Promise<LogoutRecord>
   /**
    * Records jobs, atomically in chunks of {@link ENQUEUE_CHUNK} (a failure leaves the chunks before it
    * recorded; their dedupe keys make a retried call queue only the rest); `enqueued[i]` is false where
-   * a dedupe key was taken.
+   * a dedupe key was taken. A job's sid mark ({@link NewJob.handledLogoutSeconds}) is written with it,
+   * also when its dedupe key was taken, then naming the job queued under that key.
    */
   enqueue: (jobs: readonly NewJob[], dedupeTtlSeconds: number) => Promise<Array<{ id: string, enqueued: boolean }>>
   /** Claims up to `limit` due jobs, first taking back jobs whose lease ran out. */
@@ -149,17 +170,22 @@ const SCRIPTS: LuaScript[] = [
     name: 'relayEnqueue',
     keys: 'variable',
     // KEYS: waiting (zset id → due ms), jobs (hash id → JSON), waits-for (hash id → ids it waits for),
-    // then each job's dedupe key, then the dedupe keys each job waits for (all under the queue's hash
-    // tag, so they live in this slot too). ARGV: now, dedupe TTL (s), job count, then per job: id,
-    // JSON, how many keys it waits for. All or nothing; returns one 1/0 per job (0: its dedupe key was
-    // taken). A job waits for the ids its keys name: recorded earlier in this call, or before.
+    // then each job's dedupe key, then the dedupe keys each job waits for, in job order, then the sid
+    // mark of each job that has one, in job order (all carry the queue's hash tag, so they live in this
+    // slot too). ARGV: now, dedupe TTL (s), job count, then per job: id, JSON, how many keys it waits
+    // for, mark TTL (s; 0 for none). All or nothing; returns one 1/0 per job (0: its dedupe key was
+    // taken). A job waits for the ids its keys name: recorded earlier in this call, or before. A mark
+    // names the job that holds the dedupe key: this one, or the one queued under it moments ago.
     lua: `
 local count = tonumber(ARGV[3])
 local out = {}
 local after = 4 + count
+local marks = after
+for i = 1, count do marks = marks + tonumber(ARGV[4 * i + 2]) end
 for i = 1, count do
-  local id, json, waits = ARGV[3 * i + 1], ARGV[3 * i + 2], tonumber(ARGV[3 * i + 3])
-  if redis.call('SET', KEYS[3 + i], id, 'NX', 'EX', ARGV[2]) then
+  local dedupe = KEYS[3 + i]
+  local id, json, waits, ttl = ARGV[4 * i], ARGV[4 * i + 1], tonumber(ARGV[4 * i + 2]), tonumber(ARGV[4 * i + 3])
+  if redis.call('SET', dedupe, id, 'NX', 'EX', ARGV[2]) then
     redis.call('HSET', KEYS[2], id, json)
     redis.call('ZADD', KEYS[1], ARGV[1], id)
     local ids = {}
@@ -168,9 +194,13 @@ for i = 1, count do
       if other then ids[#ids + 1] = other end
     end
     if #ids > 0 then redis.call('HSET', KEYS[3], id, table.concat(ids, ',')) end
-    out[#out + 1] = 1
+    out[i] = 1
   else
-    out[#out + 1] = 0
+    out[i] = 0
+  end
+  if ttl > 0 then
+    redis.call('SET', KEYS[marks], redis.call('GET', dedupe), 'EX', ttl)
+    marks = marks + 1
   end
   after = after + waits
 end
@@ -179,15 +209,26 @@ return out`
   {
     name: 'relayAcceptLogout',
     keys: 'variable',
-    // KEYS: the token's jti record, waiting, jobs, and the job's dedupe key when there is a job (all
-    // under the queue's hash tag). ARGV: remember (s), now, then job id and JSON when there is a job.
-    // Returns -1 for a replay, else 1 when the job was queued, 0 when it was a duplicate or none.
+    // KEYS: the token's jti record, waiting, jobs, dead, then the sid's mark when the token has a sid,
+    // then the job's dedupe key when there is a job (all under the queue's hash tag). ARGV: remember
+    // (s), now, '1' when a mark key is given, then job id and JSON when there is a job.
+    // Returns -1 for a replay; 2 when the sid is marked by a job that is no dead letter (the relay's
+    // own revocation: nothing queued); else 1 when the job was queued, 0 when a duplicate or none.
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local dedupe = 5
+if ARGV[3] == '1' then
+  dedupe = 6
+  local marker = redis.call('GET', KEYS[5])
+  if marker and not redis.call('ZSCORE', KEYS[4], marker) then
+    redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+    return 2
+  end
+end
 local queued = 0
-if KEYS[4] and redis.call('SET', KEYS[4], ARGV[3], 'NX', 'EX', ARGV[1]) then
-  redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if KEYS[dedupe] and redis.call('SET', KEYS[dedupe], ARGV[4], 'NX', 'EX', ARGV[1]) then
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
   queued = 1
 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
@@ -318,37 +359,45 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     waitsFor: keys.key('queue', 'revocations', 'waits-for'),
     dead: keys.key('queue', 'revocations', 'dead'),
     dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`),
+    // A sid whose Hydra revocation the relay queued itself: in the queue's slot, so that the mark is
+    // written with its job and read with the token's jti, each in one script.
+    handled: (sid: string) => keys.key('queue', 'revocations', `handled:${sid}`),
     jti: (issuer: string, jti: string) => keys.key('queue', 'revocations', `jti:${issuerTag(issuer)}:${jti}`)
   }
 
   return {
-    async acceptLogout ({ issuer, jti, rememberSeconds, job }) {
+    async acceptLogout ({ issuer, jti, rememberSeconds, sid, job }) {
       const now = clock()
-      const scriptKeys = [k.jti(issuer, jti), k.waiting, k.jobs]
-      const args: Array<string | number> = [rememberSeconds, now]
+      const scriptKeys = [k.jti(issuer, jti), k.waiting, k.jobs, k.dead]
+      const args: Array<string | number> = [rememberSeconds, now, sid !== undefined ? '1' : '0']
+      if (sid !== undefined) scriptKeys.push(k.handled(sid))
       if (job !== undefined) {
         const created = toJob(job, now)
         scriptKeys.push(k.dedupe(job.dedupeKey ?? created.id))
         args.push(created.id, JSON.stringify(created))
       }
       const result = await run('relayAcceptLogout', scriptKeys, args)
-      return result === -1 ? 'replay' : job === undefined ? 'accepted' : result === 1 ? 'queued' : 'duplicate'
+      if (result === -1) return 'replay'
+      if (result === 2) return 'handled'
+      return job === undefined ? 'accepted' : result === 1 ? 'queued' : 'duplicate'
     },
     async enqueue (jobs, dedupeTtlSeconds) {
       const now = clock()
-      const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey, after: job.after ?? [] }))
+      const created = jobs.map((job) => ({ job: toJob(job, now), dedupeKey: job.dedupeKey, after: job.after ?? [], mark: markOf(job) }))
       const results: Array<{ id: string, enqueued: boolean }> = []
       for (let start = 0; start < created.length; start += ENQUEUE_CHUNK) {
         const chunk = created.slice(start, start + ENQUEUE_CHUNK)
         const scriptKeys = [k.waiting, k.jobs, k.waitsFor]
         const afterKeys: string[] = []
+        const markKeys: string[] = []
         const args: Array<string | number> = [now, dedupeTtlSeconds, chunk.length]
-        for (const { job, dedupeKey, after } of chunk) {
+        for (const { job, dedupeKey, after, mark } of chunk) {
           scriptKeys.push(k.dedupe(dedupeKey ?? job.id))
           afterKeys.push(...after.map(k.dedupe))
-          args.push(job.id, JSON.stringify(job), after.length)
+          if (mark !== undefined) markKeys.push(k.handled(mark.sid))
+          args.push(job.id, JSON.stringify(job), after.length, mark?.seconds ?? 0)
         }
-        const result = await run('relayEnqueue', [...scriptKeys, ...afterKeys], args) as number[]
+        const result = await run('relayEnqueue', [...scriptKeys, ...afterKeys, ...markKeys], args) as number[]
         chunk.forEach(({ job }, i) => results.push({ id: job.id, enqueued: result[i] === 1 }))
       }
       return results
@@ -419,13 +468,19 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
   const dedupe = new ExpiringMap<string>(clock)
   const consumed = new ExpiringMap<true>(clock)
   const waitsFor = new Map<string, string[]>()
+  const handled = new ExpiringMap<string>(clock)
 
   const holds = (id: string, lease: string): boolean => active.get(id)?.lease === lease
 
   return {
-    async acceptLogout ({ issuer, jti, rememberSeconds, job }) {
+    async acceptLogout ({ issuer, jti, rememberSeconds, sid, job }) {
       const key = `${issuer}\n${jti}`
       if (consumed.has(key)) return 'replay'
+      const marker = sid === undefined ? undefined : handled.get(sid)
+      if (marker !== undefined && !dead.has(marker)) {
+        consumed.set(key, true, rememberSeconds * 1000)
+        return 'handled'
+      }
       let record: LogoutRecord = 'accepted'
       if (job !== undefined) {
         const created = toJob(job, clock())
@@ -442,13 +497,16 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
       const now = clock()
       return newJobs.map((newJob) => {
         const job = toJob(newJob, now)
-        const enqueued = dedupe.setIfAbsent(newJob.dedupeKey ?? job.id, job.id, dedupeTtlSeconds * 1000)
+        const dedupeKey = newJob.dedupeKey ?? job.id
+        const enqueued = dedupe.setIfAbsent(dedupeKey, job.id, dedupeTtlSeconds * 1000)
         if (enqueued) {
           jobs.set(job.id, job)
           waiting.set(job.id, now)
           const others = (newJob.after ?? []).flatMap((key) => dedupe.get(key) ?? [])
           if (others.length > 0) waitsFor.set(job.id, others)
         }
+        const mark = markOf(newJob)
+        if (mark !== undefined) handled.set(mark.sid, dedupe.get(dedupeKey) ?? job.id, mark.seconds * 1000)
         return { id: job.id, enqueued }
       })
     },
@@ -547,6 +605,12 @@ function issuerTagger (): (issuer: string) => string {
     if (issuer !== last.issuer) last = { issuer, tag: hash('sha256', issuer, 'base64url').slice(0, 12) }
     return last.tag
   }
+}
+
+/** The sid mark a job asks for: a Hydra login session revocation with a positive mark TTL. */
+function markOf (job: NewJob): { sid: string, seconds: number } | undefined {
+  if (job.target.kind !== 'hydra-login-session' || job.handledLogoutSeconds === undefined || job.handledLogoutSeconds <= 0) return undefined
+  return { sid: job.target.sid, seconds: Math.ceil(job.handledLogoutSeconds) }
 }
 
 function toJob (newJob: NewJob, now: number): Job {

@@ -144,6 +144,6 @@ function loginSessionKey (sid: string): string {
 }
 
 /** A short digest of the sorted sids: the identity's login state as the index sees it. */
-function fingerprint (sids: readonly string[]): string {
+export function fingerprint (sids: readonly string[]): string {
   return createHash('sha256').update(sids.join('\n')).digest('base64url').slice(0, 16)
 }

@@ -4,6 +4,10 @@ import type { RevocationQueue } from '../store/revocation-queue.js'
 import type { SessionIndex } from '../store/session-index.js'
 import type { LogoutTokenVerifier } from '../token/logout-token.js'
 import { longestReplayWindowSeconds, type TokenAgeRules } from '../token/replay-window.js'
+import {
+  handledLogoutSeconds, logOutAfterCredentialsChange,
+  type CredentialsChangedInput, type CredentialsChangedResult, type RevocationTiming
+} from './credentials-changed.js'
 import { knownSessions, logOutEverywhere, type GlobalLogoutInput, type GlobalLogoutResult, type KnownSession } from './global-logout.js'
 import { indexLogin, type LoginHookInput, type LoginHookResult } from './login-hook.js'
 import { acceptLogout, type LogoutResult } from './logout.js'
@@ -18,6 +22,8 @@ export interface UseCases {
   logOutEverywhere: (input: GlobalLogoutInput) => Promise<GlobalLogoutResult>
   /** The sids the index knows for an identity. */
   identitySessions: (identityId: string) => Promise<KnownSession[]>
+  /** A credential changed or the account was recovered: queues the revocation of each of its sids at Hydra. */
+  credentialsChanged: (input: CredentialsChangedInput) => Promise<CredentialsChangedResult>
 }
 
 export interface UseCaseDeps {
@@ -29,6 +35,10 @@ export interface UseCaseDeps {
   onEnqueued: () => void
   /** The token rules whose windows decide how long a `jti` must be remembered. */
   tokens: TokenAgeRules
+  /** The worker's timing, which decides how long a sid revoked by the relay stays marked. */
+  revocation: RevocationTiming
+  /** CREDENTIAL_CHANGE_REVOKE_CONSENTS. */
+  credentialChange: { revokeConsents: boolean }
   clock: Clock
 }
 
@@ -38,10 +48,16 @@ export function createUseCases (deps: UseCaseDeps): UseCases {
   // A late hook's revocation dedupes with every token of the same logout that may still arrive.
   const loginDeps = { index: deps.index, queue: deps.queue, hydra: deps.hydra, onEnqueued: deps.onEnqueued, rememberSeconds: longestReplayWindowSeconds(deps.tokens) }
   const globalLogoutDeps = { index: deps.index, queue: deps.queue, onEnqueued: deps.onEnqueued }
+  const credentialsDeps = {
+    ...globalLogoutDeps,
+    revokeConsents: deps.credentialChange.revokeConsents,
+    markSeconds: handledLogoutSeconds(deps.revocation, deps.tokens)
+  }
   return {
     logout: async (token) => await acceptLogout(logoutDeps, token),
     indexLogin: async (input) => await indexLogin(loginDeps, input),
     logOutEverywhere: async (input) => await logOutEverywhere(globalLogoutDeps, input),
-    identitySessions: async (identityId) => await knownSessions(deps, identityId)
+    identitySessions: async (identityId) => await knownSessions(deps, identityId),
+    credentialsChanged: async (input) => await logOutAfterCredentialsChange(credentialsDeps, input)
   }
 }

@@ -29,12 +29,20 @@ export type LogoutResult =
   | { outcome: 'duplicate', identityId: string }
   /** Nobody to revoke now; a login hook arriving late for the sid will revoke at once. */
   | { outcome: 'unresolved' }
+  /**
+   * Hydra's echo of the relay's own revocation of this sid (after a credentials change): nothing is
+   * queued, Kratos' sessions are Kratos' business there. The `jti` is consumed all the same.
+   */
+  | { outcome: 'already_handled', identityId?: string }
 
 /**
  * Accepts one back-channel logout: validates the token, resolves the identity (sid index first, then
  * a `sub` that is a Kratos identity id), then in one atomic step refuses a replayed `jti`, queues one
  * revocation per sid and consumes the `jti` — so a failure anywhere leaves the token acceptable when
  * the issuer resends it, and the answer 200 always means the revocation is recorded durably.
+ *
+ * A sid the relay itself asked Hydra to revoke after a credentials change is marked: the same atomic
+ * step consumes the `jti` of its tokens and queues nothing (`already_handled`).
  */
 export async function acceptLogout (deps: LogoutDeps, token: string): Promise<LogoutResult> {
   const claims = await deps.verify(token)
@@ -63,9 +71,11 @@ export async function acceptLogout (deps: LogoutDeps, token: string): Promise<Lo
     jti: claims.jti,
     // The jti, and the sid's dedupe key, for as long as this token could be accepted anywhere.
     rememberSeconds: replayWindowSeconds(claims.iat, deps.clock(), deps.tokens),
+    ...(claims.sid !== undefined ? { sid: claims.sid } : {}),
     ...(job !== undefined ? { job } : {})
   })
   if (record === 'replay') throw tokenRejected('replay', 'logout_token was already used (jti)')
+  if (record === 'handled') return identityId === null ? { outcome: 'already_handled' } : { outcome: 'already_handled', identityId }
   if (identityId === null) return { outcome: 'unresolved' }
   if (record === 'duplicate') return { outcome: 'duplicate', identityId }
   deps.onEnqueued()

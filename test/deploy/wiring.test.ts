@@ -14,6 +14,7 @@ import {
 
 /** The relay's routes, as its HTTP interface documents them. */
 const HOOK_ROUTE = '/hooks/login'
+const CREDENTIALS_ROUTE = '/hooks/credentials-changed'
 const LOGOUT_ROUTE = '/backchannel-logout'
 /** Hydra's own default ports, where its configuration sets none. */
 const HYDRA_PORTS = { public: 4444, admin: 4445 }
@@ -43,6 +44,7 @@ const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent' }), { startWorker: f
 t.teardown(() => app.close())
 t.ok(app.hasRoute({ method: 'POST', url: HOOK_ROUTE }), `the relay serves POST ${HOOK_ROUTE}`)
 t.ok(app.hasRoute({ method: 'POST', url: LOGOUT_ROUTE }), `the relay serves POST ${LOGOUT_ROUTE}`)
+t.ok(app.hasRoute({ method: 'POST', url: CREDENTIALS_ROUTE }), `the relay serves POST ${CREDENTIALS_ROUTE}`)
 
 function findService (stack: Stack, what: string, test: (service: ComposeService) => boolean): [string, ComposeService] {
   const found = Object.entries(stack.compose.services).filter(([, service]) => test(service))
@@ -109,21 +111,29 @@ function checkRelayConfiguration (stack: Stack): string[] {
 
 type Hook = Record<string, unknown>
 
-/** Kratos' hooks that are the relay's login hook: the web hooks whose body is its template. */
-function isRelayHook (stack: Stack, hook: unknown): boolean {
+/** The relay's Kratos hooks: each known by its template, and the route it must call. */
+const HOOKS = {
+  login: { label: 'relay hook', template: 'config/kratos/login-hook.jsonnet', route: HOOK_ROUTE },
+  credentials: { label: 'credentials hook', template: 'config/kratos/credentials-changed.jsonnet', route: CREDENTIALS_ROUTE }
+} as const
+type HookKind = keyof typeof HOOKS
+
+/** Kratos' hooks that are one of the relay's (the login hook by default): the web hooks whose body is its template. */
+function isRelayHook (stack: Stack, hook: unknown, kind: HookKind = 'login'): boolean {
   const body = at(hook, 'config.body')
   if (at(hook, 'hook') !== 'web_hook' || typeof body !== 'string' || !body.startsWith('file://')) return false
   const source = mountSource(services.kratos(stack)[1], new URL(body).pathname)
-  return source !== undefined && 'bind' in source && source.bind === repoPath('config/kratos/login-hook.jsonnet')
+  return source !== undefined && 'bind' in source && source.bind === repoPath(HOOKS[kind].template)
 }
 
-/** The relay hooks of kratos.yml, each once (a YAML alias repeats one hook in several lists). */
-function relayHooks (stack: Stack): Hook[] {
+/** The relay hooks of kratos.yml of one kind, or of both, each once (a YAML alias repeats one hook in several lists). */
+function relayHooks (stack: Stack, kind?: HookKind): Hook[] {
+  const kinds = kind === undefined ? Object.keys(HOOKS) as HookKind[] : [kind]
   const found = new Set<Hook>()
   const walk = (value: unknown): void => {
     if (Array.isArray(value)) value.forEach(walk)
     else if (record(value) !== undefined) {
-      if (isRelayHook(stack, value)) found.add(value as Hook)
+      if (kinds.some((candidate) => isRelayHook(stack, value, candidate))) found.add(value as Hook)
       else Object.values(value as object).forEach(walk)
     }
   }
@@ -131,17 +141,26 @@ function relayHooks (stack: Stack): Hook[] {
   return [...found]
 }
 
-/** Each relay hook calls the relay's hook route, synchronously, with a key from the environment. */
+/** Each relay hook calls its route of the relay, synchronously, with a key from the environment. */
 function checkHookConfig (stack: Stack): string[] {
-  const hooks = relayHooks(stack)
-  if (hooks.length === 0) return ['kratos.yml has no web hook with config/kratos/login-hook.jsonnet as its body']
+  return (Object.keys(HOOKS) as HookKind[]).flatMap((kind) => checkHooksOf(stack, kind))
+}
+
+function checkHooksOf (stack: Stack, kind: HookKind): string[] {
+  const hooks = relayHooks(stack, kind)
+  if (hooks.length === 0) return [`kratos.yml has no web hook with ${HOOKS[kind].template} as its body`]
   const [relayName] = services.relay(stack)
   return hooks.flatMap((hook, index) => {
-    const label = `relay hook #${index + 1}`
-    const problems = checkUrl(`${label} url`, at(hook, 'config.url'), { host: relayName, port: relayPort(stack), path: HOOK_ROUTE })
+    const label = `${HOOKS[kind].label} #${index + 1}`
+    const problems = checkUrl(`${label} url`, at(hook, 'config.url'), { host: relayName, port: relayPort(stack), path: HOOKS[kind].route })
     if (at(hook, 'config.method') !== 'POST') problems.push(`${label}: method ${String(at(hook, 'config.method'))}, expected POST`)
-    // Kratos must wait for the answer: a login the relay could not index must fail, not pass silently.
+    // Kratos must wait for the answer: a login the relay could not index must fail, not pass silently;
+    // a credentials change the relay could not record must not look done.
     if (at(hook, 'config.response.ignore') === true) problems.push(`${label}: response.ignore makes the hook asynchronous`)
+    // With either, Kratos runs a settings hook before it saves the change instead of after it.
+    if (kind === 'credentials' && (at(hook, 'config.response.parse') === true || at(hook, 'config.can_interrupt') === true)) {
+      problems.push(`${label}: response.parse or can_interrupt runs it before Kratos saves the new credential`)
+    }
     const auth = at(hook, 'config.auth')
     if (at(auth, 'type') !== 'api_key' || at(auth, 'config.in') !== 'header' || String(at(auth, 'config.name')).toLowerCase() !== 'authorization') {
       problems.push(`${label}: auth must be an api_key in the Authorization header`)
@@ -245,6 +264,38 @@ function checkHookCoverage (stack: Stack): string[] {
   return problems
 }
 
+/**
+ * Every enabled credential method of the settings flow, and the recovery flow (on or not: wired ahead),
+ * runs the relay's credentials hook and then `revoke_active_sessions`: the relay ends the Hydra login
+ * sessions, Kratos the other Kratos sessions.
+ */
+function checkCredentialsCoverage (stack: Stack): string[] {
+  const settings = at(stack.kratos, 'selfservice.flows.settings.after')
+  // profile changes traits, not a credential.
+  const methods = methodsOf('selfServiceAfterSettings').filter((name) => name !== 'profile' && methodEnabled(stack.kratos, name))
+  const flows: Array<[string, unknown[]]> = methods.map((method) => [`settings method ${method}`, effectiveHooks(settings, method)])
+  const recovery = at(stack.kratos, 'selfservice.flows.recovery.after.hooks')
+  flows.push(['recovery', Array.isArray(recovery) ? recovery : []])
+  return flows.flatMap(([label, hooks]) => {
+    const relay = hooks.findIndex((hook) => isRelayHook(stack, hook, 'credentials'))
+    const revoke = hooks.findIndex((hook) => at(hook, 'hook') === 'revoke_active_sessions')
+    if (relay < 0) return [`${label} does not run the relay's credentials hook`]
+    if (revoke < 0) return [`${label} runs the credentials hook without revoke_active_sessions after it: the other Kratos sessions would stay`]
+    if (revoke < relay) return [`${label} runs revoke_active_sessions before the relay's credentials hook`]
+    return []
+  })
+}
+
+/**
+ * With its own Kratos link (`urls.identity_provider.url`), Hydra disables the Kratos session tied to
+ * each login session it revokes: after a credentials change, the one the user is in too. The relay
+ * ends Kratos sessions itself and needs none of it.
+ */
+function checkHydraKratosLink (stack: Stack): string[] {
+  if (at(stack.hydra, 'urls.identity_provider.url') === undefined || relayHooks(stack, 'credentials').length === 0) return []
+  return ['hydra urls.identity_provider.url is set: Hydra would end the Kratos session tied to each sid the credentials hook revokes, the current one included']
+}
+
 /** Hydra sends back-channel logouts only for remembered logins; Kratos remembers when this is true. */
 function checkRemember (stack: Stack): string[] {
   return at(stack.kratos, 'session.cookie.persistent') === false ? ['kratos session.cookie.persistent is false: Hydra would not remember logins, nor send their logouts'] : []
@@ -316,8 +367,8 @@ function checkDocs (stack: Stack): string[] {
   // Placeholders such as https://<slug>.… are no URLs: skipped.
   const urls = [...stack.readme.matchAll(/https?:\/\/[^\s"'`<>)\\]+/g)].flatMap(([url]) => URL.canParse(url) ? [new URL(url)] : [])
   const relayUrls = urls.filter((url) => Number(url.port) === relayPort(stack) && url.pathname !== '/')
-  if (!relayUrls.some((url) => url.pathname === LOGOUT_ROUTE) || !relayUrls.some((url) => url.pathname === HOOK_ROUTE)) {
-    problems.push('README.md shows no URL of the logout route or of the hook route')
+  for (const route of [LOGOUT_ROUTE, HOOK_ROUTE, CREDENTIALS_ROUTE]) {
+    if (!relayUrls.some((url) => url.pathname === route)) problems.push(`README.md shows no URL of the route ${route}`)
   }
   for (const url of relayUrls) {
     // An identity id in a path, or a shell variable holding one, stands for the route's :id parameter.
@@ -452,6 +503,8 @@ const checks = {
   checkHookConfig,
   checkHookKey,
   checkHookCoverage,
+  checkCredentialsCoverage,
+  checkHydraKratosLink,
   checkRemember,
   checkPrivateAddresses,
   checkRelayToOry,
@@ -479,16 +532,18 @@ const service = (stack: Stack, name: string): ComposeService => {
   return found
 }
 const env = (stack: Stack, name: string): Record<string, string> => service(stack, name).environment as Record<string, string>
-const hookOf = (stack: Stack): Hook => {
-  const hook = relayHooks(stack)[0]
+const hookOf = (stack: Stack, kind: HookKind = 'login'): Hook => {
+  const hook = relayHooks(stack, kind)[0]
   if (hook === undefined) throw new Error('no relay hook')
   return hook
 }
-const hookConfig = (stack: Stack): Record<string, unknown> => hookOf(stack)['config'] as Record<string, unknown>
+const hookConfig = (stack: Stack, kind: HookKind = 'login'): Record<string, unknown> => hookOf(stack, kind)['config'] as Record<string, unknown>
 const authConfig = (stack: Stack): Record<string, unknown> => at(hookConfig(stack), 'auth.config') as Record<string, unknown>
 /** A Compose variable reference, `${NAME}` or `${NAME:-fallback}`. */
 const variable = (name: string, fallback?: string): string => fallback === undefined ? `\${${name}}` : `\${${name}:-${fallback}}`
 const loginAfter = (stack: Stack): Record<string, unknown> => at(stack.kratos, 'selfservice.flows.login.after') as Record<string, unknown>
+const settingsAfter = (stack: Stack): Record<string, unknown> => at(stack.kratos, 'selfservice.flows.settings.after') as Record<string, unknown>
+const recoveryAfter = (stack: Stack): Record<string, unknown> => at(stack.kratos, 'selfservice.flows.recovery.after') as Record<string, unknown>
 
 /** Asserts that `check` finds a problem in the variant, one that matches `pattern`. */
 function finds (t: Test, check: (stack: Stack) => string[], stack: Stack, pattern: RegExp, message: string): void {
@@ -537,13 +592,50 @@ t.test('every enabled login method carries the hook; registration runs it before
   t.same(checkHookCoverage(variant((s) => { (at(s.kratos, 'selfservice.methods') as Hook)['code'] = { enabled: false }; Reflect.deleteProperty(loginAfter(s), 'code') })), [], 'a disabled method needs no hook')
 })
 
+t.test('the credentials hook: its route, synchronous, after Kratos saved the change', async (t) => {
+  finds(t, checkHookConfig, variant((s) => { hookConfig(s, 'credentials')['url'] = 'http://logout-relay:8080/hooks/login' }), /credentials hook #1 url: path \/hooks\/login, expected \/hooks\/credentials-changed/, 'the login hook\'s route')
+  finds(t, checkHookConfig, variant((s) => { hookConfig(s, 'credentials')['response'] = { ignore: true } }), /credentials hook #1: response\.ignore/, 'a hook Kratos does not wait for')
+  finds(t, checkHookConfig, variant((s) => { hookConfig(s, 'credentials')['response'] = { parse: true } }), /before Kratos saves/, 'a hook run before the change is saved')
+  finds(t, checkHookConfig, variant((s) => { hookConfig(s, 'credentials')['can_interrupt'] = true }), /before Kratos saves/, 'an interrupting hook')
+  finds(t, checkHookConfig, variant((s) => {
+    settingsAfter(s)['password'] = { hooks: [{ hook: 'revoke_active_sessions' }] }
+    recoveryAfter(s)['hooks'] = [{ hook: 'revoke_active_sessions' }]
+  }), /no web hook with config\/kratos\/credentials-changed\.jsonnet/, 'no credentials hook at all')
+  finds(t, checkHookKey, variant((s) => {
+    hookConfig(s, 'credentials')['auth'] = { type: 'api_key', config: { name: 'Authorization', value: `Bearer ${variable('CREDENTIALS_KEY')}`, in: 'header' } }
+  }), /no CREDENTIALS_KEY/, 'a key init does not render')
+})
+
+t.test('every enabled credential method and recovery run the credentials hook, then revoke_active_sessions', async (t) => {
+  const password = (s: Stack): Hook => at(s.kratos, 'selfservice.flows.settings.after.password') as Hook
+  finds(t, checkCredentialsCoverage, variant((s) => { password(s)['hooks'] = [...(password(s)['hooks'] as unknown[])].reverse() }), /settings method password runs revoke_active_sessions before/, 'Kratos\' revocation first')
+  finds(t, checkCredentialsCoverage, variant((s) => { password(s)['hooks'] = [hookOf(s, 'credentials')] }), /settings method password runs the credentials hook without revoke_active_sessions/, 'no revoke_active_sessions')
+  finds(t, checkCredentialsCoverage, variant((s) => { Reflect.deleteProperty(settingsAfter(s), 'password') }), /settings method password does not run/, 'password, enabled by default, without a list')
+  finds(t, checkCredentialsCoverage, variant((s) => { (at(s.kratos, 'selfservice.methods') as Hook)['totp'] = { enabled: true } }), /settings method totp does not run/, 'a method enabled without the hook')
+  finds(t, checkCredentialsCoverage, variant((s) => { recoveryAfter(s)['hooks'] = [{ hook: 'revoke_active_sessions' }] }), /recovery does not run/, 'recovery without the hook')
+  finds(t, checkCredentialsCoverage, variant((s) => { Reflect.deleteProperty(at(s.kratos, 'selfservice.flows') as Hook, 'recovery') }), /recovery does not run/, 'recovery not wired')
+  t.same(checkCredentialsCoverage(variant((s) => {
+    (at(s.kratos, 'selfservice.methods') as Hook)['lookup_secret'] = { enabled: true }
+    settingsAfter(s)['lookup_secret'] = { hooks: password(s)['hooks'] }
+  })), [], 'a second method with both hooks')
+  finds(t, checkHydraKratosLink, variant((s) => { (at(s.hydra, 'urls') as Hook)['identity_provider'] = { url: 'http://kratos:4434' } }),
+    /the current one included/, 'Hydra ending the Kratos session of each sid it revokes')
+  t.same(checkCredentialsCoverage(variant((s) => {
+    (at(s.kratos, 'selfservice.methods') as Hook)['password'] = { enabled: false }
+    Reflect.deleteProperty(settingsAfter(s), 'password')
+  })), [], 'a disabled method needs no hook')
+})
+
 t.test('logouts reach the relay: remembered logins, private addresses allowed or excepted', async (t) => {
   finds(t, checkRemember, variant((s) => { (at(s.kratos, 'session.cookie') as Hook)['persistent'] = false }), /persistent is false/, 'logins not remembered')
   finds(t, checkPrivateAddresses, variant((s) => { (at(s.hydra, 'clients.http') as Hook)['disallow_private_ip_ranges'] = true }), /hydra blocks/, 'hydra blocking the relay')
   finds(t, checkPrivateAddresses, variant((s) => { (at(s.kratos, 'clients.http') as Hook)['disallow_private_ip_ranges'] = true }), /kratos blocks/, 'kratos blocking the hook')
+  finds(t, checkPrivateAddresses, variant((s) => {
+    Object.assign(at(s.kratos, 'clients.http') as Hook, { disallow_private_ip_ranges: true, private_ip_exception_urls: ['http://logout-relay:8080/hooks/login'] })
+  }), /kratos blocks/, 'the login hook excepted, the credentials hook not')
   t.same(checkPrivateAddresses(variant((s) => {
     Object.assign(at(s.hydra, 'clients.http') as Hook, { disallow_private_ip_ranges: true, private_ip_exception_urls: ['http://logout-relay:8080/backchannel-logout'] })
-    Object.assign(at(s.kratos, 'clients.http') as Hook, { disallow_private_ip_ranges: true, private_ip_exception_urls: ['http://logout-relay:8080/hooks/login'] })
+    Object.assign(at(s.kratos, 'clients.http') as Hook, { disallow_private_ip_ranges: true, private_ip_exception_urls: ['http://logout-relay:8080/hooks/login', 'http://logout-relay:8080/hooks/credentials-changed'] })
   })), [], 'blocking with the relay listed as an exception')
 })
 

@@ -86,6 +86,8 @@ t.test('everything in order: every check passes, exit 0, and the settings to pas
   t.match(setupText, `hydra update oauth2-client app-b --endpoint ${hydra.url} \\`)
   t.match(setupText, 'url: http://relay.test:8080/hooks/login')
   t.match(setupText, `value: Bearer ${HOOK_KEY.slice(0, 4)}…`)
+  t.match(setupText, 'url: http://relay.test:8080/hooks/credentials-changed')
+  t.match(setupText, /credentials-changed\.jsonnet[\s\S]*- hook: revoke_active_sessions/, 'the credentials hook, then Kratos\' own revocation')
   t.match(report.byName.get('login hook keys')?.message, `${HOOK_KEY.slice(0, 4)}…`)
   t.notMatch(report.output, HOOK_KEY, 'the hook key is never printed whole')
   t.notMatch(report.output, ADMIN_KEY)

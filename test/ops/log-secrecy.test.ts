@@ -50,6 +50,21 @@ t.test('a whole run, failures included, logs no token, key or Authorization head
   t.equal((await relay.logout(await token(second.sid))).statusCode, 200)
   t.ok(await eventually(() => relay.logs.some((line) => line.includes('dead letters'))))
 
+  // A credentials change, by a good key and a wrong one: Hydra revokes the sid (with its admin token)
+  // and echoes a logout token, which the relay answers as already handled.
+  const changed = await relay.login()
+  hydra.onRevokeLoginSession = async (revoked) => { await relay.logout(await token(revoked)) }
+  const credentialsHook = (key: string) => relay.app.inject({
+    method: 'POST',
+    url: '/hooks/credentials-changed',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    payload: JSON.stringify({ identity_id: changed.identityId, flow: 'settings', method: 'password' })
+  })
+  t.equal((await credentialsHook(wrongKey)).statusCode, 401)
+  t.equal((await credentialsHook(HOOK_KEY)).statusCode, 204)
+  await hydra.waitForCalls('revokeOAuth2LoginSessions', 1)
+  t.ok(await eventually(() => relay.logs.some((line) => line.includes('"outcome":"already_handled"'))))
+
   // Redis down: 503s and connection errors logged.
   await redis.stop()
   t.equal((await relay.logout(await token(randomUUID()))).statusCode, 503)
