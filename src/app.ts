@@ -6,6 +6,7 @@ import { createHttpServer } from './http/server.js'
 import { createLogger } from './ops/logger.js'
 import { createMetrics } from './ops/metrics.js'
 import { createHydraAdmin, createKratosAdmin, type HydraAdmin, type KratosAdmin } from './ory/admin.js'
+import { createOutboundFetch } from './ory/dispatcher.js'
 import { DeadLetterRetention } from './revocation/retention.js'
 import { createRevoker } from './revocation/revoker.js'
 import { RevocationWorker } from './revocation/worker.js'
@@ -38,7 +39,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const log = deps.logger ?? createLogger(config.logLevel)
   const clock = deps.clock ?? Date.now
   const stores = await openStores({ redis: config.redis, index: config.index, log, clock, connectTimeoutMs: deps.redisConnectTimeoutMs ?? 5000 })
-  const admin = { timeoutMs: config.upstreamTimeoutMs }
+  const admin = { timeoutMs: config.upstreamTimeoutMs, proxy: config.proxy }
   const kratos = deps.kratos ?? createKratosAdmin({ ...admin, adminUrl: config.kratos.adminUrl, token: config.kratos.adminToken })
   const hydra = deps.hydra ?? createHydraAdmin({ ...admin, adminUrl: config.hydra.adminUrl, token: config.hydra.adminToken })
   const metrics = createMetrics(stores.queue.counts)
@@ -53,9 +54,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     onOutcome: (outcome, job, status) => metrics.revocation(outcome, job.target.kind, status)
   })
   const retention = new DeadLetterRetention({ queue: stores.queue, ...config.deadLetters, log: log.child({ module: 'dead-letters' }), clock })
+  const issuerHttp = createOutboundFetch({ proxy: config.proxy })
   const verify = createLogoutTokenVerifier({
     ...config.oidc,
-    keys: createIssuerKeys({ issuer: config.oidc.issuer, jwksUrl: config.oidc.jwksUrl, timeoutMs: config.upstreamTimeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
+    keys: createIssuerKeys({ issuer: config.oidc.issuer, jwksUrl: config.oidc.jwksUrl, timeoutMs: config.upstreamTimeoutMs, fetch: deps.fetch ?? issuerHttp.fetch }),
     now: clock
   })
   const usecases = createUseCases({
@@ -88,8 +90,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
   app.addHook('onClose', async () => {
     await (workerStopped ?? Promise.all([worker.stop(), retention.stop()]))
-    kratos.close()
-    hydra.close()
+    await Promise.all([kratos.close(), hydra.close(), issuerHttp.close()])
     await stores.close()
   })
   if (deps.startWorker !== false) {

@@ -126,6 +126,13 @@ const envSchema = z.object({
   HYDRA_ADMIN_URL: url(['http', 'https'], 'http://127.0.0.1:4445'),
   HYDRA_ADMIN_TOKEN: bearerToken,
   UPSTREAM_TIMEOUT: integer(5000, 100, 120_000),
+  // The proxy for the calls to Ory and the issuer, as curl reads it: the lower-case name wins.
+  HTTP_PROXY: url(['http', 'https']),
+  http_proxy: url(['http', 'https']),
+  HTTPS_PROXY: url(['http', 'https']),
+  https_proxy: url(['http', 'https']),
+  NO_PROXY: z.string().optional().transform((value) => value?.trim() || undefined),
+  no_proxy: z.string().optional().transform((value) => value?.trim() || undefined),
 
   LOGIN_HOOK_API_KEYS: apiKeys,
   ADMIN_API_KEYS: apiKeys,
@@ -206,6 +213,7 @@ const envSchema = z.object({
   kratos: { adminUrl: env.KRATOS_ADMIN_URL as string, adminToken: env.KRATOS_ADMIN_TOKEN },
   hydra: { adminUrl: env.HYDRA_ADMIN_URL as string, adminToken: env.HYDRA_ADMIN_TOKEN },
   upstreamTimeoutMs: env.UPSTREAM_TIMEOUT,
+  proxy: { httpProxy: env.http_proxy ?? env.HTTP_PROXY, httpsProxy: env.https_proxy ?? env.HTTPS_PROXY, noProxy: env.no_proxy ?? env.NO_PROXY },
   loginHook: { apiKeys: env.LOGIN_HOOK_API_KEYS, rateLimit: env.HOOK_RATE_LIMIT, rateWindowSeconds: env.HOOK_RATE_WINDOW },
   authFailures: { perAddress: env.AUTH_FAILURE_LIMIT, overall: env.AUTH_FAILURE_GLOBAL_LIMIT, windowSeconds: env.AUTH_FAILURE_WINDOW },
   adminApi: { apiKeys: env.ADMIN_API_KEYS },

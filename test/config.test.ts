@@ -131,6 +131,17 @@ t.test('cross-field rules', async (t) => {
   t.match(problems({ UPSTREAM_TIMEOUT: '20000', REVOCATION_LEASE: '30000' }).join(), /REVOCATION_LEASE/)
 })
 
+t.test('the proxy variables, as curl reads them: upper or lower case, the lower-case one first', async (t) => {
+  t.same(loadConfig({}).proxy, { httpProxy: undefined, httpsProxy: undefined, noProxy: undefined })
+  t.same(loadConfig({ HTTP_PROXY: 'http://proxy:3128', HTTPS_PROXY: 'http://proxy:3129', NO_PROXY: 'kratos, hydra' }).proxy,
+    { httpProxy: 'http://proxy:3128', httpsProxy: 'http://proxy:3129', noProxy: 'kratos, hydra' })
+  t.same(loadConfig({ HTTP_PROXY: 'http://upper:1', http_proxy: 'http://lower:1', https_proxy: 'https://lower:2', NO_PROXY: 'a', no_proxy: 'b' }).proxy,
+    { httpProxy: 'http://lower:1', httpsProxy: 'https://lower:2', noProxy: 'b' })
+  const found = problems({ HTTPS_PROXY: 'not a url', http_proxy: 'ftp://user:secret@proxy' })
+  t.same(found.map((problem) => problem.split(':')[0]).sort(), ['HTTPS_PROXY', 'http_proxy'])
+  t.notMatch(found.join('\n'), /secret/, 'a password in a proxy URL is never printed')
+})
+
 t.test('startup notices say what runs unprotected or undurable', async (t) => {
   const notices = startupNotices(loadConfig({})).map((notice) => `${notice.level} ${notice.message}`)
   t.match(notices.join('\n'), /warn REDIS_URL is not set: using an in-memory store/)

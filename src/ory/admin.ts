@@ -1,67 +1,83 @@
 import { createRequire } from 'node:module'
 import type * as OryClient from '@ory/client'
-import { TransportError, createOryTransport, type OryRequest, type OryResponse } from './http.js'
+import type { Dispatcher } from 'undici'
+import {
+  UpstreamError, createAdminHttp, refusedAnswer,
+  type AdminAnswer, type AdminHttpOptions, type OryService
+} from './admin-http.js'
 import { isUuid } from '../uuid.js'
+
+export { UpstreamError, type AdminAnswer, type OryService }
 
 // @ory/client is CommonJS with a 1.2 MB generated api.js: loaded through require, it costs ~15 MB
 // less resident memory than through an ESM import (which makes Node scan the whole file for exports).
 const { Configuration, IdentityApiAxiosParamCreator, OAuth2ApiAxiosParamCreator } =
   createRequire(import.meta.url)('@ory/client') as typeof OryClient
 
-export type OryService = 'kratos' | 'hydra'
-
-/**
- * A failed call to an Ory admin API, in our words only: never the request (its headers carry the
- * admin token). `transient` covers what retrying can cure by itself (no answer, a timeout, 5xx, 429);
- * any other answer means a misconfiguration.
- */
-export class UpstreamError extends Error {
-  readonly code = 'ERR_UPSTREAM'
-  constructor (
-    readonly service: OryService,
-    readonly transient: boolean,
-    readonly status: number | undefined,
-    message: string
-  ) {
-    super(message)
-    this.name = 'UpstreamError'
+/** A request as @ory/client's request builders (`…ApiAxiosParamCreator`) describe it. */
+export interface OryRequest {
+  /** Path and query, relative to the API's base URL. */
+  url: string
+  options: {
+    readonly method?: string
+    readonly headers?: Readonly<Record<string, unknown>>
+    readonly data?: unknown
   }
 }
 
-export interface AdminClientOptions {
-  adminUrl: string
-  /** Sent as `Authorization: Bearer` (Ory Network API keys). */
-  token?: string | undefined
-  timeoutMs: number
-}
+export type AdminClientOptions = AdminHttpOptions
 
 /**
- * One admin API: @ory/client builds each request (path, method, credentials), and the relay's
- * transport sends it. Returns the status and body of any answer; no answer is a transient error.
+ * One admin API: @ory/client builds each request (path, method, credentials) as the description of
+ * Ory's API, and undici sends it (see admin-http.ts). Returns any answer; no answer is a transient
+ * error.
  */
 function adminApi (service: OryService, options: AdminClientOptions) {
   const configuration = new Configuration({
     basePath: options.adminUrl.replace(/\/+$/, ''),
     ...(options.token !== undefined ? { accessToken: options.token } : {})
   })
-  const transport = createOryTransport(options.adminUrl, { timeoutMs: options.timeoutMs })
+  const http = createAdminHttp(service, options)
   return {
     configuration,
-    close: transport.close,
-    async call (operation: string, build: () => Promise<OryRequest>): Promise<OryResponse> {
+    http,
+    async call (operation: string, build: () => Promise<OryRequest>): Promise<AdminAnswer> {
+      let built: OryRequest
       try {
-        return await transport.send(await build())
+        built = await build()
       } catch (err) {
-        const code = err instanceof TransportError ? err.code : 'no answer'
-        throw new UpstreamError(service, true, undefined, `${service} ${operation}: ${code}`)
+        throw new UpstreamError(service, false, undefined, `${service} ${operation}: the request cannot be built`, { cause: err })
       }
+      const { url, options: request } = built
+      return await http.send({
+        method: (request.method ?? 'GET') as Dispatcher.HttpMethod,
+        path: url,
+        headers: headerFields(request.headers),
+        ...(request.data !== undefined ? { body: typeof request.data === 'string' ? request.data : JSON.stringify(request.data) } : {})
+      }, operation)
     },
     /** An answer the caller cannot use, as an error. */
-    refused (operation: string, status: number): UpstreamError {
-      const transient = status >= 500 || status === 429 || status === 408
-      return new UpstreamError(service, transient, status, `${service} ${operation}: HTTP ${status}`)
-    }
+    refused: (operation: string, status: number): UpstreamError => refusedAnswer(service, operation, status)
   }
+}
+
+const headersOf = new WeakMap<object, Record<string, string>>()
+
+/**
+ * A builder's header fields as undici takes them, with `Accept: application/json`; converted once per
+ * header object, which a {@link uuidPathTemplate} shares between its calls.
+ */
+function headerFields (headers: OryRequest['options']['headers']): Record<string, string> {
+  if (headers === undefined) return { accept: 'application/json' }
+  let fields = headersOf.get(headers)
+  if (fields === undefined) {
+    fields = { accept: 'application/json' }
+    for (const [name, value] of Object.entries(headers)) {
+      if (value !== undefined) fields[name.toLowerCase()] = String(value)
+    }
+    if (Object.isFrozen(headers)) headersOf.set(headers, Object.freeze(fields))
+  }
+  return fields
 }
 
 const STAND_IN_UUID = '00000000-0000-4000-8000-000000000000'
@@ -88,15 +104,30 @@ export function uuidPathTemplate (build: (value: string) => Promise<OryRequest>)
   }
 }
 
+/** What a revocation got from Ory: 204, or 404 when there was nothing left to revoke; both are done. */
+export interface Revoked {
+  status: 204 | 404
+}
+
+/** What both admin clients have. */
+export interface AdminClient {
+  /**
+   * `GET <admin URL><pathAndQuery>` with the admin token, on the client's connections, deadline and
+   * limits: any answer, its status unjudged; no answer is a transient {@link UpstreamError}. For the
+   * calls that have no method of their own, e.g. `get('/admin/identities?page_size=1')`.
+   */
+  get: (pathAndQuery: string) => Promise<AdminAnswer>
+  /** Closes the connections: idle ones at once, those in flight once answered. */
+  close: () => Promise<void>
+}
+
 /** The Kratos admin calls the relay makes. */
-export interface KratosAdmin {
+export interface KratosAdmin extends AdminClient {
   /**
    * Revokes every session of the identity. Kratos answers 204, or 404 when the identity has no
    * session left (or is gone): both mean there is nothing left to revoke.
    */
-  revokeIdentitySessions: (identityId: string) => Promise<void>
-  /** Closes the idle connections to Kratos; calls in flight finish. */
-  close: () => void
+  revokeIdentitySessions: (identityId: string) => Promise<Revoked>
 }
 
 export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
@@ -108,21 +139,21 @@ export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
     async revokeIdentitySessions (identityId) {
       const { status } = await api.call(operation, async () => await deleteIdentitySessions(identityId))
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
+      return { status }
     },
-    close: api.close
+    get: api.http.get,
+    close: api.http.close
   }
 }
 
 /** The Hydra admin calls the relay makes. */
-export interface HydraAdmin {
+export interface HydraAdmin extends AdminClient {
   /** The login session id (`sid`) of a login challenge, or null when Hydra does not know it (404/410). */
   loginSessionId: (loginChallenge: string) => Promise<string | null>
   /** Revokes one login session; Hydra then sends back-channel logout to every client of it. */
-  revokeLoginSession: (sid: string) => Promise<void>
+  revokeLoginSession: (sid: string) => Promise<Revoked>
   /** Revokes every consent session of the subject, and the tokens issued under them. */
-  revokeConsentSessions: (subject: string) => Promise<void>
-  /** Closes the idle connections to Hydra; calls in flight finish. */
-  close: () => void
+  revokeConsentSessions: (subject: string) => Promise<Revoked>
 }
 
 export function createHydraAdmin (options: AdminClientOptions): HydraAdmin {
@@ -147,12 +178,15 @@ export function createHydraAdmin (options: AdminClientOptions): HydraAdmin {
       const operation = 'DELETE /admin/oauth2/auth/sessions/login'
       const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2LoginSessions(undefined, sid))
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
+      return { status }
     },
     async revokeConsentSessions (subject) {
       const operation = 'DELETE /admin/oauth2/auth/sessions/consent'
       const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2ConsentSessions(subject, undefined, undefined, true))
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
+      return { status }
     },
-    close: api.close
+    get: api.http.get,
+    close: api.http.close
   }
 }

@@ -11,11 +11,13 @@ export function createRevoker (kratos: KratosAdmin, hydra: HydraAdmin): (target:
     try {
       switch (target.kind) {
         case 'kratos-sessions':
-          return await kratos.revokeIdentitySessions(target.identityId)
+          await kratos.revokeIdentitySessions(target.identityId)
+          return
         case 'hydra-login-session':
-          return await hydra.revokeLoginSession(target.sid)
+          await hydra.revokeLoginSession(target.sid)
+          return
         case 'hydra-consent-sessions':
-          return await hydra.revokeConsentSessions(target.subject)
+          await hydra.revokeConsentSessions(target.subject)
       }
     } catch (err) {
       if (err instanceof UpstreamError) throw new RevocationFailure(err.transient ? 'transient' : 'refused', err.message, err.status, { cause: err })

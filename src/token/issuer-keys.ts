@@ -16,6 +16,10 @@ export interface IssuerKeysOptions {
   cooldownMs?: number
   /** Keys are refetched after this age even when every `kid` is known. */
   cacheMaxAgeMs?: number
+  /**
+   * The fetch of every request to the issuer. The relay passes undici's, over a proxy-aware
+   * dispatcher of its own (`createOutboundFetch` in ory/dispatcher.ts); default: Node's global fetch.
+   */
   fetch?: typeof fetch
 }
 
@@ -27,8 +31,8 @@ export interface IssuerKeysOptions {
  * keys last fetched still verify tokens whose `kid` they hold.
  */
 export function createIssuerKeys (options: IssuerKeysOptions): JWTVerifyGetKey {
-  // Node loads its fetch implementation (undici) on first access of the global: not before the
-  // first token, so that an idle relay does not carry it.
+  // Resolved on the first request, not before the first token: an idle relay does not carry undici
+  // (Node loads the global fetch's on first access; createOutboundFetch loads its own on first use).
   const fetchImpl: typeof fetch = async (input, init) => await (options.fetch ?? globalThis.fetch)(input, init)
   const timeoutMs = options.timeoutMs ?? 5000
   const cooldownMs = options.cooldownMs ?? 30_000

@@ -112,7 +112,6 @@ function parseCompactJws (token: string, algorithms: readonly string[]): Compact
 async function verifySignature (jws: CompactJws, keys: JWTVerifyGetKey): Promise<void> {
   const alg = jws.header.alg
   const signingInput = `${jws.protected}.${jws.payload}`
-  const signature = Buffer.from(jws.signature, 'base64url')
   let candidates: unknown[]
   try {
     candidates = [await keys(jws.header, { protected: jws.protected, payload: jws.payload, signature: jws.signature })]
@@ -126,7 +125,7 @@ async function verifySignature (jws: CompactJws, keys: JWTVerifyGetKey): Promise
   }
   for (const candidate of candidates) {
     const key = keyObjectOf(candidate)
-    if (key !== undefined && verifyJwsSignature(signingInput, signature, alg, key)) return
+    if (key !== undefined && verifyJwsSignature(signingInput, jws.signature, alg, key)) return
   }
   throw tokenRejected('signature', 'logout_token signature does not verify')
 }

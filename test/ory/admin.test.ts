@@ -22,11 +22,12 @@ t.test('Kratos: 204 and 404 both mean the sessions are gone', async (t) => {
   t.teardown(() => kratos.close())
   checkContracts(t, kratos)
   const admin = createKratosAdmin({ adminUrl: `${kratos.url}/`, token: 'kratos-secret-token', timeoutMs: 1500 })
+  t.teardown(admin.close)
   const identityId = randomUUID()
   kratos.addSessions(identityId, 2)
-  await admin.revokeIdentitySessions(identityId)
+  t.same(await admin.revokeIdentitySessions(identityId), { status: 204 })
   t.equal(kratos.activeSessions(identityId), 0)
-  await admin.revokeIdentitySessions(identityId)
+  t.same(await admin.revokeIdentitySessions(identityId), { status: 404 })
   const calls = kratos.callsOf('deleteIdentitySessions')
   t.equal(calls.length, 2, 'the second call got a 404 and succeeded')
   t.equal(calls[0]?.path, `/admin/identities/${identityId}/sessions`)
@@ -77,10 +78,12 @@ t.test('Kratos: failures are classified, and never carry the token', async (t) =
   t.teardown(() => kratos.close())
   checkContracts(t, kratos)
   const admin = createKratosAdmin({ adminUrl: kratos.url, token: 'kratos-secret-token', timeoutMs: 1500 })
+  t.teardown(admin.close)
   const cases: Array<[Parameters<KratosDouble['fail']>[1], boolean, number | undefined]> = [
     [{ status: 500 }, true, 500],
     [{ status: 503 }, true, 503],
     [{ status: 429 }, true, 429],
+    [{ status: 408 }, true, 408],
     [{ kind: 'timeout' }, true, undefined],
     [{ kind: 'reset' }, true, undefined],
     [{ status: 401 }, false, 401],
@@ -93,12 +96,45 @@ t.test('Kratos: failures are classified, and never carry the token', async (t) =
     t.equal(err?.transient, transient, `${JSON.stringify(fault)} transient=${String(transient)}`)
     t.equal(err?.status, status)
     t.equal(err?.service, 'kratos')
-    t.notMatch(JSON.stringify({ ...err, message: err?.message, stack: err?.stack }), /kratos-secret-token/)
+    t.notMatch(JSON.stringify({ ...err, message: err?.message, stack: err?.stack, cause: String(err?.cause) }), /kratos-secret-token/)
   }
   const wrongToken = createKratosAdmin({ adminUrl: kratos.url, token: 'wrong', timeoutMs: 1500 })
+  t.teardown(wrongToken.close)
   t.equal((await failure(wrongToken.revokeIdentitySessions(randomUUID())))?.status, 401)
-  const nobody = createKratosAdmin({ adminUrl: 'http://127.0.0.1:1', timeoutMs: 1500 })
-  t.equal((await failure(nobody.revokeIdentitySessions(randomUUID())))?.transient, true)
+  const nobody = createKratosAdmin({ adminUrl: 'http://127.0.0.1:1', token: 'kratos-secret-token', timeoutMs: 1500 })
+  t.teardown(nobody.close)
+  const refused = await failure(nobody.revokeIdentitySessions(randomUUID()))
+  t.equal(refused?.transient, true)
+  t.equal(refused?.message, 'kratos DELETE /admin/identities/{id}/sessions: no answer (ECONNREFUSED)')
+})
+
+t.test('the generic admin call: any GET with the admin token, on the same client, its answer unjudged', async (t) => {
+  const kratos = await new KratosDouble({ token: 'kratos-secret-token' }).listen()
+  const hydra = await HydraDouble.start({ token: 'hydra-secret' })
+  t.teardown(() => kratos.close())
+  t.teardown(() => hydra.close())
+  checkContracts(t, kratos, hydra)
+  const kratosAdmin = createKratosAdmin({ adminUrl: kratos.url, token: 'kratos-secret-token', timeoutMs: 1500 })
+  const hydraAdmin = createHydraAdmin({ adminUrl: hydra.url, token: 'hydra-secret', timeoutMs: 1500 })
+  t.teardown(kratosAdmin.close)
+  t.teardown(hydraAdmin.close)
+  const identityId = randomUUID()
+  kratos.addSessions(identityId, 2)
+  const sessions = await kratosAdmin.get(`/admin/identities/${identityId}/sessions?active=true`)
+  t.equal(sessions.status, 200)
+  t.match(sessions.headers['content-type'], /^application\/json/)
+  t.equal((JSON.parse(sessions.body) as unknown[]).length, 2)
+  const [call] = kratos.callsOf('listIdentitySessions')
+  t.equal(call?.authorization, 'Bearer kratos-secret-token')
+  t.equal(call?.query.get('active'), 'true')
+
+  const alive = await hydraAdmin.get('/health/alive')
+  t.same([alive.status, JSON.parse(alive.body)], [200, { status: 'ok' }])
+  kratos.fail('listIdentitySessions', { status: 503, times: 1 })
+  t.equal((await kratosAdmin.get(`/admin/identities/${identityId}/sessions`)).status, 503, 'any status is the caller\'s to judge')
+  kratos.fail('listIdentitySessions', { kind: 'reset', times: 1 })
+  const reset = await failure(kratosAdmin.get(`/admin/identities/${identityId}/sessions`))
+  t.same([reset?.transient, reset?.service, reset?.message], [true, 'kratos', 'kratos GET /admin/identities/' + identityId + '/sessions: no answer (UND_ERR_SOCKET)'])
 })
 
 t.test('Hydra: login challenge → session id; revocations', async (t) => {
@@ -106,6 +142,7 @@ t.test('Hydra: login challenge → session id; revocations', async (t) => {
   t.teardown(() => hydra.close())
   checkContracts(t, hydra)
   const admin = createHydraAdmin({ adminUrl: hydra.url, token: 'hydra-secret', timeoutMs: 1500 })
+  t.teardown(admin.close)
   const sid = randomUUID()
   const request = hydra.addLoginRequest({ sessionId: sid })
   t.equal(await admin.loginSessionId(request.challenge), sid)
@@ -114,9 +151,9 @@ t.test('Hydra: login challenge → session id; revocations', async (t) => {
   hydra.fail('getOAuth2LoginRequest', { status: 502, times: 1 })
   t.equal((await failure(admin.loginSessionId(request.challenge)))?.transient, true)
 
-  await admin.revokeLoginSession(sid)
+  t.same(await admin.revokeLoginSession(sid), { status: 204 })
   t.equal(hydra.callsOf('revokeOAuth2LoginSessions')[0]?.query.get('sid'), sid)
-  await admin.revokeConsentSessions('subject-1')
+  t.same(await admin.revokeConsentSessions('subject-1'), { status: 204 })
   const consent = hydra.callsOf('revokeOAuth2ConsentSessions')[0]
   t.equal(consent?.query.get('subject'), 'subject-1')
   t.equal(consent?.query.get('all'), 'true')
