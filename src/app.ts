@@ -4,8 +4,9 @@ import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import { createHttpServer } from './http/server.js'
 import { createLogger } from './ops/logger.js'
-import { createMetrics } from './ops/metrics.js'
-import { createHydraAdmin, createKratosAdmin, type HydraAdmin, type KratosAdmin } from './ory/admin.js'
+import { createMetrics, type Metrics } from './ops/metrics.js'
+import { createHydraAdmin, createKratosAdmin, type AdminClient, type HydraAdmin, type KratosAdmin } from './ory/admin.js'
+import { AdminApiGuard, PROOF_REQUESTS, type AdminService } from './ory/admin-proof.js'
 import { createOutboundFetch } from './ory/dispatcher.js'
 import { DeadLetterRetention } from './revocation/retention.js'
 import { createRevoker } from './revocation/revoker.js'
@@ -28,6 +29,8 @@ export interface AppDeps {
   pollIntervalMs?: number
   /** How long to wait for Redis before serving anyway, not ready (default 5000 ms). */
   redisConnectTimeoutMs?: number
+  /** How often a failing admin URL proof is made again, and held revocations looked at (default 10 s). */
+  adminProofRetryMs?: number
 }
 
 /**
@@ -44,9 +47,15 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const hydra = deps.hydra ?? createHydraAdmin({ ...admin, adminUrl: config.hydra.adminUrl, token: config.hydra.adminToken })
   const metrics = createMetrics(stores.queue.counts)
 
+  // Each admin URL is proven to answer its admin API before revocations go there, and again while the
+  // relay runs (a wrong prefix or the public port would answer every revocation with a 404).
+  const guards = {
+    kratos: adminGuard('kratos', config.kratos.adminUrl, kratos, { log, metrics, retryMs: deps.adminProofRetryMs }),
+    hydra: adminGuard('hydra', config.hydra.adminUrl, hydra, { log, metrics, retryMs: deps.adminProofRetryMs })
+  }
   const worker = new RevocationWorker({
     queue: stores.queue,
-    execute: createRevoker(kratos, hydra),
+    execute: createRevoker({ kratos, hydra, guards }),
     log: log.child({ module: 'revocation-worker' }),
     ...config.revocation,
     ...(deps.pollIntervalMs !== undefined ? { pollIntervalMs: deps.pollIntervalMs } : {}),
@@ -82,6 +91,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   let workerStopped: Promise<void> | undefined
   app.addHook('preClose', async () => {
     closing = true
+    guards.kratos.stop()
+    guards.hydra.stop()
     workerStopped = Promise.all([worker.stop(), retention.stop()]).then(() => {})
   })
   app.addHook('onSend', async (_request, reply, payload) => {
@@ -94,8 +105,28 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     await stores.close()
   })
   if (deps.startWorker !== false) {
+    guards.kratos.start()
+    guards.hydra.start()
     worker.start()
     retention.start()
   }
   return app
+}
+
+/** The guard of one admin URL: it proves the URL with the client's own GET, and reports to the metrics. */
+function adminGuard (
+  service: AdminService, adminUrl: string, client: AdminClient, { log, metrics, retryMs }: { log: Logger, metrics: Metrics, retryMs: number | undefined }
+): AdminApiGuard {
+  return new AdminApiGuard({
+    service,
+    adminUrl,
+    log: log.child({ module: 'admin-proof' }),
+    ...(retryMs !== undefined ? { failingIntervalMs: retryMs } : {}),
+    probe: async () => {
+      const answer = await client.get(PROOF_REQUESTS[service].path)
+      const location = answer.headers['location']
+      return { status: answer.status, contentType: answer.headers['content-type'], body: answer.body, location: Array.isArray(location) ? location[0] : location }
+    },
+    onChange: (proof) => metrics.adminApiProof(service, proof)
+  })
 }

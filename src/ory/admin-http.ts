@@ -10,15 +10,22 @@ export type OryService = 'kratos' | 'hydra'
  */
 export class UpstreamError extends Error {
   readonly code = 'ERR_UPSTREAM'
+  /**
+   * The answer came from something that is not the admin API (a 404 from a router for a route that
+   * does not exist there): the URL is wrong, and retrying it cannot help.
+   */
+  readonly misrouted: boolean
+
   constructor (
     readonly service: OryService,
     readonly transient: boolean,
     readonly status: number | undefined,
     message: string,
-    options?: { cause?: unknown }
+    options?: { cause?: unknown, misrouted?: boolean }
   ) {
-    super(message, options)
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'UpstreamError'
+    this.misrouted = options?.misrouted === true
   }
 }
 

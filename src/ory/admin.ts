@@ -6,6 +6,7 @@ import {
   type AdminAnswer, type AdminHttpOptions, type OryService
 } from './admin-http.js'
 import { isUuid } from '../uuid.js'
+import { isOryNotFound } from './admin-proof.js'
 
 export { UpstreamError, type AdminAnswer, type OryService }
 
@@ -57,7 +58,10 @@ function adminApi (service: OryService, options: AdminClientOptions) {
       }, operation)
     },
     /** An answer the caller cannot use, as an error. */
-    refused: (operation: string, status: number): UpstreamError => refusedAnswer(service, operation, status)
+    refused: (operation: string, status: number): UpstreamError => refusedAnswer(service, operation, status),
+    /** A 404 that is no answer of the admin API's operation: the route is not there (a wrong URL). */
+    misrouted: (operation: string, answer: AdminAnswer): UpstreamError =>
+      new UpstreamError(service, false, answer.status, `${service} ${operation}: HTTP 404 from something that is not ${service}'s admin API (${String(answer.headers['content-type'] ?? 'no content type')})`, { misrouted: true })
   }
 }
 
@@ -124,8 +128,9 @@ export interface AdminClient {
 /** The Kratos admin calls the relay makes. */
 export interface KratosAdmin extends AdminClient {
   /**
-   * Revokes every session of the identity. Kratos answers 204, or 404 when the identity has no
-   * session left (or is gone): both mean there is nothing left to revoke.
+   * Revokes every session of the identity. Kratos answers 204, or 404 with its JSON error when the
+   * identity has no session left (or is gone): both mean there is nothing left to revoke. Any other
+   * 404 (a router's "404 page not found") means the route is not there: a misrouted error.
    */
   revokeIdentitySessions: (identityId: string) => Promise<Revoked>
 }
@@ -137,7 +142,9 @@ export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
   const operation = 'DELETE /admin/identities/{id}/sessions'
   return {
     async revokeIdentitySessions (identityId) {
-      const { status } = await api.call(operation, async () => await deleteIdentitySessions(identityId))
+      const answer = await api.call(operation, async () => await deleteIdentitySessions(identityId))
+      const { status } = answer
+      if (status === 404 && !isOryNotFound({ status, contentType: answer.headers['content-type'], body: answer.body })) throw api.misrouted(operation, answer)
       if (status !== 204 && status !== 404) throw api.refused(operation, status)
       return { status }
     },
@@ -150,9 +157,12 @@ export function createKratosAdmin (options: AdminClientOptions): KratosAdmin {
 export interface HydraAdmin extends AdminClient {
   /** The login session id (`sid`) of a login challenge, or null when Hydra does not know it (404/410). */
   loginSessionId: (loginChallenge: string) => Promise<string | null>
-  /** Revokes one login session; Hydra then sends back-channel logout to every client of it. */
+  /**
+   * Revokes one login session; Hydra then sends back-channel logout to every client of it. Hydra
+   * answers 204, also for a sid it does not know: a 404 means the route is not there (misrouted).
+   */
   revokeLoginSession: (sid: string) => Promise<Revoked>
-  /** Revokes every consent session of the subject, and the tokens issued under them. */
+  /** Revokes every consent session of the subject, and the tokens issued under them; 204, as above. */
   revokeConsentSessions: (subject: string) => Promise<Revoked>
 }
 
@@ -176,15 +186,17 @@ export function createHydraAdmin (options: AdminClientOptions): HydraAdmin {
     },
     async revokeLoginSession (sid) {
       const operation = 'DELETE /admin/oauth2/auth/sessions/login'
-      const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2LoginSessions(undefined, sid))
-      if (status !== 204 && status !== 404) throw api.refused(operation, status)
-      return { status }
+      const answer = await api.call(operation, async () => await oauth2.revokeOAuth2LoginSessions(undefined, sid))
+      if (answer.status === 404) throw api.misrouted(operation, answer)
+      if (answer.status !== 204) throw api.refused(operation, answer.status)
+      return { status: 204 }
     },
     async revokeConsentSessions (subject) {
       const operation = 'DELETE /admin/oauth2/auth/sessions/consent'
-      const { status } = await api.call(operation, async () => await oauth2.revokeOAuth2ConsentSessions(subject, undefined, undefined, true))
-      if (status !== 204 && status !== 404) throw api.refused(operation, status)
-      return { status }
+      const answer = await api.call(operation, async () => await oauth2.revokeOAuth2ConsentSessions(subject, undefined, undefined, true))
+      if (answer.status === 404) throw api.misrouted(operation, answer)
+      if (answer.status !== 204) throw api.refused(operation, answer.status)
+      return { status: 204 }
     },
     get: api.http.get,
     close: api.http.close

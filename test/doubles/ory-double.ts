@@ -184,6 +184,14 @@ export class OryDouble {
     this.#faults.delete(operationId)
   }
 
+  /**
+   * The calls that do something: all but the relay's proofs that an admin URL is the admin API (Kratos'
+   * listIdentities, Hydra's listOAuth2Clients, made at startup and now and then).
+   */
+  get actions (): RecordedCall[] {
+    return this.calls.filter((call) => call.operationId !== 'listIdentities' && call.operationId !== 'listOAuth2Clients')
+  }
+
   callsOf (operationId: string): RecordedCall[] {
     return this.calls.filter((call) => call.operationId === operationId)
   }

@@ -34,6 +34,26 @@ t.test('Kratos: 204 and 404 both mean the sessions are gone', async (t) => {
   t.equal(calls[0]?.authorization, 'Bearer kratos-secret-token')
 })
 
+t.test("a 404 that is not Ory's own answer is misrouted, never 'nothing left to revoke'", async (t) => {
+  const kratos = await new KratosDouble().listen()
+  const hydra = await HydraDouble.start()
+  t.teardown(async () => { await kratos.close(); await hydra.close() })
+  kratos.expectStrays()
+  hydra.expectStrays()
+  // One /admin too many: every operation is a route that does not exist.
+  const kratosAdmin = createKratosAdmin({ adminUrl: `${kratos.url}/admin`, timeoutMs: 1500 })
+  const hydraAdmin = createHydraAdmin({ adminUrl: `${hydra.url}/admin`, timeoutMs: 1500 })
+  t.teardown(async () => { await kratosAdmin.close(); await hydraAdmin.close() })
+  const kratosFailure = await failure(kratosAdmin.revokeIdentitySessions(randomUUID()))
+  t.match(kratosFailure, { misrouted: true, transient: false, status: 404 }, "Kratos' router: text/plain 404 page not found")
+  t.match(kratosFailure?.message, /not kratos's admin API/)
+  // Hydra's admin router answers a route it does not have with a JSON 404; and Hydra answers 204 for
+  // a sid or subject it does not know, so any 404 there means the route is not there.
+  t.match(await failure(hydraAdmin.revokeLoginSession(randomUUID())), { misrouted: true, status: 404 })
+  t.match(await failure(hydraAdmin.revokeConsentSessions(randomUUID())), { misrouted: true, status: 404 })
+  t.ok(kratos.strays.some((stray) => stray.startsWith('DELETE /admin/admin/identities/')))
+})
+
 t.test("a UUID path template makes @ory/client's own request, and builds it once", async (t) => {
   const { Configuration, IdentityApiAxiosParamCreator } = createRequire(import.meta.url)('@ory/client') as typeof OryClient
   const identities = IdentityApiAxiosParamCreator(new Configuration({ basePath: 'http://kratos:4434', accessToken: 'kratos-secret-token' }))

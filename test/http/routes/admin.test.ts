@@ -115,7 +115,7 @@ t.test('the consents are revoked only once Hydra answered each login session\'s 
   relay.hydra.fail('revokeOAuth2LoginSessions', { kind: 'delay', ms: 300, times: 3 })
   t.equal((await relay.logOutEverywhere(identityId, { revoke_consents: true })).statusCode, 202)
   await relay.hydra.waitForCalls('revokeOAuth2ConsentSessions', 1)
-  const answered = relay.hydra.calls.map((call) => call.operationId === 'revokeOAuth2LoginSessions' ? call.query.get('sid') : call.operationId)
+  const answered = relay.hydra.actions.map((call) => call.operationId === 'revokeOAuth2LoginSessions' ? call.query.get('sid') : call.operationId)
   const consentAt = answered.indexOf('revokeOAuth2ConsentSessions')
   for (const sid of sids) {
     const revokedAt = answered.indexOf(sid)
@@ -216,7 +216,7 @@ t.test('a bad id or body is a 400 that names the field, and queues nothing', asy
   t.equal((await relay.app.inject({ method: 'GET', url: `/admin/identities/${identityId}/logout` })).statusCode, 405)
 
   await new Promise((resolve) => setTimeout(resolve, 150))
-  t.equal(relay.hydra.calls.length, 0, 'nothing reached Hydra')
+  t.equal(relay.hydra.actions.length, 0, 'nothing reached Hydra')
   t.same(relay.kratos.revokedIdentities(), [], 'nor Kratos')
   t.match((await relay.app.inject('/metrics')).body, /logout_relay_admin_calls_total\{action="logout",outcome="invalid"\} 12\n/, 'each refused body and id is counted')
 
@@ -245,7 +245,7 @@ t.test('a missing or wrong key, or the login hook\'s key, is a 401 with WWW-Auth
   }
   t.equal((await relay.hook({ identity_id: randomUUID(), sid: randomUUID() }, ADMIN_KEY)).statusCode, 401, 'nor does the admin key open the login hook')
   await new Promise((resolve) => setTimeout(resolve, 150))
-  t.equal(relay.hydra.calls.length, 0)
+  t.equal(relay.hydra.actions.length, 0)
   t.same(relay.kratos.revokedIdentities(), [])
 
   t.equal((await relay.logOutEverywhere(identityId)).statusCode, 202, 'the admin key works')
@@ -287,7 +287,7 @@ t.test('without ADMIN_API_KEYS the admin API refuses every call with 503', async
     t.same(response.json(), { error: 'not_configured', error_description: 'admin API is not configured' })
   }
   await new Promise((resolve) => setTimeout(resolve, 150))
-  t.equal(relay.hydra.calls.length, 0)
+  t.equal(relay.hydra.actions.length, 0)
   t.match((await relay.app.inject('/metrics')).body, /logout_relay_admin_calls_total\{action="logout",outcome="not_configured"\} 2/)
 })
 
@@ -328,7 +328,7 @@ t.test('Redis down: 503 with Retry-After, nothing queued', async (t) => {
     t.equal(response.headers['retry-after'], '5')
     t.equal(response.json().error, 'temporarily_unavailable')
   }
-  t.equal(relay.hydra.calls.length, 0)
+  t.equal(relay.hydra.actions.length, 0)
   t.notMatch(relay.logs.join('\n'), ADMIN_KEY)
 })
 

@@ -111,7 +111,7 @@ t.test('a bad body is a 400 that names the field', async (t) => {
   })
   t.equal(text.statusCode, 415)
   t.equal((await relay.app.inject({ method: 'GET', url: '/hooks/login' })).statusCode, 405)
-  t.equal(relay.hydra.calls.length, 0)
+  t.equal(relay.hydra.actions.length, 0)
 })
 
 t.test('the sid form indexes the login; extra members are ignored', async (t) => {
