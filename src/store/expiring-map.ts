@@ -2,7 +2,11 @@ import type { Clock } from '../clock.js'
 
 /**
  * A Map whose entries expire, for the in-memory store (one instance, nothing durable). Expired
- * entries are dropped when read, and swept now and then on write so that memory stays bounded.
+ * entries are dropped when read, and swept now and then on write so that memory stays bounded. An
+ * entry lives `ttlMs` and expires just after, as lru-cache's do: a parity test holds it to lru-cache,
+ * which the relay does not use here because it needs a bound it preallocates (about 32 bytes per
+ * entry of `max`, before any is written) or a timer per entry, and its eviction would drop a
+ * remembered `jti` or sid before its time.
  */
 export class ExpiringMap<V> {
   readonly #entries = new Map<string, { value: V, expiresAt: number }>()
@@ -13,7 +17,7 @@ export class ExpiringMap<V> {
   get (key: string): V | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAt <= this.clock()) {
+    if (entry.expiresAt < this.clock()) {
       this.#entries.delete(key)
       return undefined
     }
@@ -44,7 +48,7 @@ export class ExpiringMap<V> {
     this.#writesSinceSweep = 0
     const now = this.clock()
     for (const [key, entry] of this.#entries) {
-      if (entry.expiresAt <= now) this.#entries.delete(key)
+      if (entry.expiresAt < now) this.#entries.delete(key)
     }
   }
 }
