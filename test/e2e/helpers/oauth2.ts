@@ -44,10 +44,10 @@ function stopsAt (...origins: string[]): (location: URL) => boolean {
 }
 
 interface UiNode { attributes: { name?: string, value?: unknown }, messages?: Array<{ text: string }> }
-interface KratosFlow { id: string, ui: { action: string, method: string, nodes: UiNode[], messages?: Array<{ text: string }> } }
+interface KratosFlow { id: string, state?: string, ui: { action: string, method: string, nodes: UiNode[], messages?: Array<{ text: string }> } }
 
 /** Reads a Kratos browser flow, as the UI does, with the browser's cookies (the CSRF cookie). */
-async function readFlow (browser: Browser, ory: OryPair, kind: 'login' | 'registration', id: string): Promise<KratosFlow> {
+async function readFlow (browser: Browser, ory: OryPair, kind: 'login' | 'registration' | 'settings', id: string): Promise<KratosFlow> {
   const response = await browser.request(ory.kratosPublic(`/self-service/${kind}/flows?id=${encodeURIComponent(id)}`), { headers: { accept: 'application/json' } })
   if (response.status !== 200) throw new Error(`Kratos' ${kind} flow ${id}: ${response.status} ${response.text.slice(0, 500)}`)
   return JSON.parse(response.text) as KratosFlow
@@ -91,6 +91,48 @@ async function kratosBrowserFlow (browser: Browser, ory: OryPair, kind: 'login' 
     throw new Error(`Kratos' ${kind} did not go back to Hydra (${submitted.status}): ${why}\n${browser.trail()}\n${ory.tails()}`)
   }
   return submitted.location
+}
+
+/** A settings flow that Kratos answered: its state, what it says, and how long the submission took. */
+export interface SettingsOutcome {
+  status: number
+  /** `success` once the new credential is saved and the flow's after hooks ran. */
+  state: string | undefined
+  /** Kratos' messages on the flow and its nodes (why it refused, or that it saved). */
+  messages: string[]
+  /** Milliseconds from submitting the form to Kratos' answer (its after hooks included). */
+  ms: number
+}
+
+/**
+ * Changes the password in Kratos' browser settings flow, as a self-service UI does it over JSON with
+ * the browser's cookies (the session and the CSRF cookie): `GET /self-service/settings/browser` for a
+ * new flow, its `csrf_token` node, then `POST` the password method to the flow's action.
+ */
+export async function changePassword (browser: Browser, ory: OryPair, password: string): Promise<SettingsOutcome> {
+  const json = { accept: 'application/json' }
+  const started = await browser.request(ory.kratosPublic('/self-service/settings/browser'), { headers: json })
+  if (started.status !== 200) throw new Error(`Kratos' settings flow did not start: ${started.status} ${started.text.slice(0, 500)}\n${browser.trail()}`)
+  const flow = JSON.parse(started.text) as KratosFlow
+  const begin = performance.now()
+  const submitted = await browser.request(flow.ui.action, { json: { method: 'password', password, csrf_token: csrfToken(flow) }, headers: json })
+  const ms = performance.now() - begin
+  let answer: Partial<KratosFlow> & { error?: { message?: string, reason?: string } } = {}
+  try {
+    answer = JSON.parse(submitted.text) as typeof answer
+  } catch {}
+  const messages = [
+    ...(answer.ui?.messages ?? []),
+    ...(answer.ui?.nodes ?? []).flatMap((node) => node.messages ?? [])
+  ].map((m) => m.text)
+  if (answer.error !== undefined) messages.push([answer.error.message, answer.error.reason].filter((m) => m !== undefined).join(': '))
+  return { status: submitted.status, state: answer.state, messages, ms }
+}
+
+/** The Kratos session the browser's cookies hold, as `GET /sessions/whoami` on the public port answers it. */
+export async function whoami (browser: Browser, ory: OryPair): Promise<{ status: number, session: { id: string, active: boolean, identity: { id: string } } | undefined }> {
+  const answer = await browser.request(ory.kratosPublic('/sessions/whoami'), { headers: { accept: 'application/json' } })
+  return { status: answer.status, session: answer.status === 200 ? JSON.parse(answer.text) as { id: string, active: boolean, identity: { id: string } } : undefined }
 }
 
 /** Accepts Hydra's consent request through its admin API, as a consent app does: every requested scope, remembered. */

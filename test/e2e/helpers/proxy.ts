@@ -6,15 +6,18 @@ export interface ProxiedCall {
   method: string
   path: string
   status: number | undefined
+  /** The request's body as text, complete once the request has ended (a logout token's form). */
+  body: string
   /** Milliseconds since the epoch (fractions from the monotonic clock, for ordering). */
   startedAt: number
   finishedAt: number | undefined
 }
 
 /**
- * A transparent HTTP proxy in front of one server (Hydra's admin API): every request is passed on as
- * it is, and recorded with the times it arrived and was answered, so that a test can tell in which
- * order a client made its calls.
+ * A transparent HTTP proxy in front of one server (Hydra's admin API, or the relay's back-channel
+ * logout endpoint as Hydra calls it): every request is passed on as it is, and recorded with its body,
+ * its answer's status and the times it arrived and was answered, so that a test can tell in which
+ * order a client made its calls, and what it sent.
  */
 export class RecordingProxy {
   readonly calls: ProxiedCall[] = []
@@ -26,8 +29,11 @@ export class RecordingProxy {
     const upstream = new URL(target)
     const origin = performance.timeOrigin
     this.#server = createServer((req, res) => {
-      const call: ProxiedCall = { method: req.method ?? '', path: req.url ?? '', status: undefined, startedAt: origin + performance.now(), finishedAt: undefined }
+      const call: ProxiedCall = { method: req.method ?? '', path: req.url ?? '', status: undefined, body: '', startedAt: origin + performance.now(), finishedAt: undefined }
       this.calls.push(call)
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      req.on('end', () => { call.body = Buffer.concat(chunks).toString('utf8') })
       const forwarded = request({
         host: upstream.hostname,
         port: upstream.port,
