@@ -82,7 +82,8 @@ const bearerToken = z.string().optional().transform((value, ctx) => {
   return token
 })
 
-const envSchema = z.object({
+/** Every environment variable the relay reads, with its validation and default. */
+const variables = {
   PORT: integer(8080, 0, 65535),
   HOST: z.string().optional().transform((value) => value?.trim() || '0.0.0.0'),
   LOG_LEVEL: z.enum(LOG_LEVELS).optional().transform((value) => value ?? 'info'),
@@ -167,7 +168,12 @@ const envSchema = z.object({
   HOOK_BODY_LIMIT: integer(16_384, 1024, 10_485_760),
   SHUTDOWN_TIMEOUT: integer(25_000, 0, 600_000),
   REQUEST_TIMEOUT: integer(10_000, 1000, 600_000)
-}).superRefine((env, ctx) => {
+}
+
+/** The names of every variable the relay reads (each secret may also come as `<NAME>_FILE`). */
+export const CONFIG_VARIABLES = Object.keys(variables) as ReadonlyArray<keyof typeof variables>
+
+const envSchema = z.object(variables).superRefine((env, ctx) => {
   if (env.REDIS_URL !== undefined && env.REDIS_CLUSTER_NODES.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set REDIS_URL or REDIS_CLUSTER_NODES, not both' })
   }
