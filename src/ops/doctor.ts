@@ -546,6 +546,18 @@ export function setupSnippets (config: Config, relayUrl: string): string {
   const clients = config.oidc.audiences.length > 0 ? config.oidc.audiences : ['<client-id>']
   const hookKey = config.loginHook.apiKeys[0]
   const bearer = hookKey !== undefined ? `Bearer ${maskSecret(hookKey)}   # the whole key: one of LOGIN_HOOK_API_KEYS` : 'Bearer <one of LOGIN_HOOK_API_KEYS>'
+  // One relay web_hook of a hooks list, as the YAML below nests it.
+  const webHook = (route: string, body: string): string => `              - hook: web_hook
+                config:
+                  url: ${relay}/hooks/${route}
+                  method: POST
+                  body: file:///etc/config/kratos/${body}
+                  auth:
+                    type: api_key
+                    config:
+                      name: Authorization
+                      value: ${bearer}
+                      in: header`
   return `Register the relay as the back-channel logout URI of every client (${relay} as Hydra reaches it; --relay-url to change):
 
   hydra create oauth2-client --endpoint ${endpoint} \\
@@ -568,17 +580,7 @@ Add the login hook to kratos.yml (with config/kratos/login-hook.jsonnet beside i
         after:
           password: &relay_hook
             hooks:
-              - hook: web_hook
-                config:
-                  url: ${relay}/hooks/login
-                  method: POST
-                  body: file:///etc/config/kratos/login-hook.jsonnet
-                  auth:
-                    type: api_key
-                    config:
-                      name: Authorization
-                      value: ${bearer}
-                      in: header
+${webHook('login', 'login-hook.jsonnet')}
           code: *relay_hook
           oidc: *relay_hook
           webauthn: *relay_hook
@@ -599,17 +601,7 @@ Add the credentials hook (with config/kratos/credentials-changed.jsonnet beside 
         after:
           password: &relay_credentials
             hooks:
-              - hook: web_hook
-                config:
-                  url: ${relay}/hooks/credentials-changed
-                  method: POST
-                  body: file:///etc/config/kratos/credentials-changed.jsonnet
-                  auth:
-                    type: api_key
-                    config:
-                      name: Authorization
-                      value: ${bearer}
-                      in: header
+${webHook('credentials-changed', 'credentials-changed.jsonnet')}
               - hook: revoke_active_sessions
           totp: *relay_credentials
           webauthn: *relay_credentials

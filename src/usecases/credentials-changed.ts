@@ -1,9 +1,8 @@
-import { RelayError } from '../errors.js'
 import type { NewJob, RevocationQueue } from '../store/revocation-queue.js'
 import type { SessionIndex } from '../store/session-index.js'
 import { longestReplayWindowSeconds, type TokenAgeRules } from '../token/replay-window.js'
 import { fingerprint } from './global-logout.js'
-import { isIdentityId } from './logout.js'
+import { hookBody, invalidHookBody, optionalString } from './hook-body.js'
 
 /** The Kratos flows whose `after` hooks call the credentials hook. */
 export type CredentialsFlow = 'settings' | 'recovery'
@@ -54,30 +53,16 @@ export interface RevocationTiming {
   leaseMs: number
 }
 
-function invalid (field: string, message: string): RelayError {
-  return new RelayError('ERR_HOOK_BODY_INVALID', message, { field })
-}
-
 /**
  * Reads the hook's JSON body: `{"identity_id", "flow": "settings"|"recovery", "method"?}`. Other
  * members are ignored, as the login hook ignores them. Each error names the field at fault.
  */
 export function parseCredentialsChangedBody (body: unknown): CredentialsChangedInput {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalid('body', 'the body must be a JSON object')
-  }
-  const fields = body as Record<string, unknown>
-  const identityId = fields['identity_id']
-  if (identityId === undefined || identityId === null || identityId === '') throw invalid('identity_id', 'identity_id is required')
-  if (!isIdentityId(identityId)) throw invalid('identity_id', 'identity_id must be a Kratos identity id (a UUID)')
+  const { identityId, fields } = hookBody(body)
   const flow = fields['flow']
-  if (flow !== 'settings' && flow !== 'recovery') throw invalid('flow', 'flow must be "settings" or "recovery"')
-  const method = fields['method']
-  if (method === undefined || method === null) return { identityId: identityId.toLowerCase(), flow }
-  if (typeof method !== 'string' || method === '' || method.length > MAX_METHOD_LENGTH) {
-    throw invalid('method', `method must be a non-empty string of at most ${MAX_METHOD_LENGTH} characters`)
-  }
-  return { identityId: identityId.toLowerCase(), flow, method }
+  if (flow !== 'settings' && flow !== 'recovery') throw invalidHookBody('flow', 'flow must be "settings" or "recovery"')
+  const method = optionalString(fields, 'method', MAX_METHOD_LENGTH)
+  return method === undefined ? { identityId, flow } : { identityId, flow, method }
 }
 
 /**

@@ -1,5 +1,5 @@
 import { RelayError } from '../errors.js'
-import { isIdentityId } from './logout.js'
+import { hookBody, invalidHookBody, optionalString } from './hook-body.js'
 import { UpstreamError, type HydraAdmin } from '../ory/admin.js'
 import type { RevocationQueue } from '../store/revocation-queue.js'
 import type { SessionIndex } from '../store/session-index.js'
@@ -13,37 +13,18 @@ export type LoginHookInput =
 export const MAX_SID_LENGTH = 256
 const MAX_CHALLENGE_LENGTH = 4096
 
-function invalid (field: string, message: string): RelayError {
-  return new RelayError('ERR_HOOK_BODY_INVALID', message, { field })
-}
-
-function optionalString (body: Record<string, unknown>, field: string, maxLength: number): string | undefined {
-  const value = body[field]
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'string' || value === '' || value.length > maxLength) {
-    throw invalid(field, `${field} must be a non-empty string of at most ${maxLength} characters`)
-  }
-  return value
-}
-
 /**
  * Reads the hook's JSON body: `{"identity_id", "sid"}` or `{"identity_id", "login_challenge"}`.
  * Other members are ignored. Each error names the field at fault.
  */
 export function parseLoginHookBody (body: unknown): LoginHookInput {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalid('body', 'the body must be a JSON object')
-  }
-  const fields = body as Record<string, unknown>
-  const identityId = fields['identity_id']
-  if (identityId === undefined || identityId === null || identityId === '') throw invalid('identity_id', 'identity_id is required')
-  if (!isIdentityId(identityId)) throw invalid('identity_id', 'identity_id must be a Kratos identity id (a UUID)')
+  const { identityId, fields } = hookBody(body)
   const sid = optionalString(fields, 'sid', MAX_SID_LENGTH)
   const loginChallenge = optionalString(fields, 'login_challenge', MAX_CHALLENGE_LENGTH)
-  if (sid !== undefined && loginChallenge !== undefined) throw invalid('sid', 'give sid or login_challenge, not both')
-  if (sid !== undefined) return { identityId: identityId.toLowerCase(), sid }
-  if (loginChallenge !== undefined) return { identityId: identityId.toLowerCase(), loginChallenge }
-  throw invalid('login_challenge', 'sid or login_challenge is required')
+  if (sid !== undefined && loginChallenge !== undefined) throw invalidHookBody('sid', 'give sid or login_challenge, not both')
+  if (sid !== undefined) return { identityId, sid }
+  if (loginChallenge !== undefined) return { identityId, loginChallenge }
+  throw invalidHookBody('login_challenge', 'sid or login_challenge is required')
 }
 
 export interface LoginHookDeps {

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import {
-  at, commandOf, copy, dependencies, execForm, mountSource, parseDockerfile, readJson, readText, readYaml, record, repoPath,
+  at, commandOf, copy, dependencies, execForm, mountSource, parseDockerfile, readJson, readText, readYaml, record, repoPath, root,
   serviceEnv, stageEnv, type ComposeFile, type ComposeService
 } from '../helpers/deploy.js'
 
@@ -33,7 +34,8 @@ const shipped: Stack = {
   hydra: readYaml('config/hydra/hydra.yml'),
   kratos: readYaml('config/kratos/kratos.yml'),
   client: readJson('config/hydra/example-client.json') as Record<string, unknown>,
-  readme: readText('README.md')
+  // The README and the pages it links: what an operator copies from.
+  readme: ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)].map(readText).join('\n')
 }
 const kratosSchema = readJson('test/fixtures/ory/kratos/config.schema.json')
 const dockerfile = parseDockerfile(readText('Dockerfile'))
@@ -378,7 +380,7 @@ function checkDocs (stack: Stack): string[] {
   for (const [, path] of stack.readme.matchAll(/path: (\/\S+?)[,\s}]/g)) {
     if (!app.hasRoute({ method: 'GET', url: path ?? '' })) problems.push(`README.md: the probe path ${String(path)} is no route of the relay`)
   }
-  const start = stack.readme.indexOf('## Run with Hydra and Kratos')
+  const start = stack.readme.indexOf('## Try it: Hydra, Kratos and the relay on one machine')
   const section = stack.readme.slice(start, stack.readme.indexOf('\n## ', start + 1))
   const published = Object.values(stack.compose.services).flatMap((service) => (service.ports ?? []).map(String))
   for (const [, port] of section.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)) {
