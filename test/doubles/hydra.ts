@@ -162,6 +162,18 @@ export class HydraDouble extends OryDouble {
           body: all.slice(page * itemsPerPage, (page + 1) * itemsPerPage)
         }
       },
+      patchOAuth2Client: ({ params, body }) => {
+        // A JSON Patch (RFC 6902) of top-level members, as the README's fix and doctor's give it.
+        const client = clients.get(params['id'] ?? '')
+        if (client === undefined) return { status: 404, body: { error: 'Unable to locate the resource', error_description: '' } }
+        const operations = JSON.parse(body) as Array<{ op: string, path: string, value?: unknown }>
+        for (const { op, path, value } of operations) {
+          const member = path.replace(/^\//, '')
+          if ((op === 'add' || op === 'replace') && !member.includes('/')) client[member] = value
+          else return { status: 400, body: { error: 'invalid_request', error_description: `the double patches top-level members only: ${op} ${path}` } }
+        }
+        return { status: 200, body: client }
+      },
       listOAuth2ConsentSessions: ({ path, query }) => {
         const subject = query.get('subject') ?? ''
         if (subject === '') {
