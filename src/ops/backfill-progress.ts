@@ -69,7 +69,9 @@ export function figures (counts: BackfillCounts, totals: BackfillCounts, total: 
   const done = totals.identities + totals.errors
   const rate = elapsedSeconds > 0 && doneNow > 0 ? doneNow / elapsedSeconds : undefined
   const remaining = total === undefined ? undefined : total - done
-  const etaSeconds = rate !== undefined && remaining !== undefined && remaining >= 0 && elapsedSeconds >= ETA_AFTER_SECONDS ? remaining / rate : undefined
+  const etaSeconds = remaining === 0
+    ? 0
+    : rate !== undefined && remaining !== undefined && remaining > 0 && elapsedSeconds >= ETA_AFTER_SECONDS ? remaining / rate : undefined
   return { done, doneNow, total, rate, etaSeconds, elapsedSeconds }
 }
 

@@ -103,14 +103,14 @@ async function prove (service: AdminService, adminUrl: string, client: AdminClie
   try {
     answer = await client.get(path)
   } catch (err) {
-    return { ok: false, exit: EXIT.errors, message: `${what} at ${redactUrl(adminUrl)} does not answer (${(err as Error).message}): nothing was read or written` }
+    return { ok: false, exit: EXIT.errors, message: `${what} at ${redactUrl(adminUrl).replace(/\/+$/, '')} does not answer (${(err as Error).message}): nothing was read or written` }
   }
   const location = answer.headers['location']
   const proof = judgeProofAnswer(service, adminUrl, {
     status: answer.status, contentType: answer.headers['content-type'], body: answer.body, location: Array.isArray(location) ? location[0] : location
   })
   if (proof.state === 'proven') return { ok: true }
-  if (proof.state === 'unreachable') return { ok: false, exit: EXIT.errors, message: `${what} at ${redactUrl(adminUrl)} cannot be used now (${proof.reason}): nothing was read or written` }
+  if (proof.state === 'unreachable') return { ok: false, exit: EXIT.errors, message: `${what} at ${redactUrl(adminUrl).replace(/\/+$/, '')} cannot be used now (${proof.reason}): nothing was read or written` }
   return { ok: false, exit: EXIT.config, message: `${variable} is not ${what}: ${proof.reason} — fix: ${proof.fix}` }
 }
 
@@ -234,12 +234,8 @@ const LISTED = 20
 /** The summary as text: a table of the counts, what failed, and what to do next. */
 export function summaryText (result: BackfillResult, options: Options, cursorKey: string): string {
   const lines: string[] = []
-  const headline = {
-    done: result.failures.length === 0 ? 'done' : `done, with ${formatCount(result.failures.length)} identit${result.failures.length === 1 ? 'y' : 'ies'} that could not be read`,
-    stopped: 'stopped',
-    interrupted: 'interrupted'
-  }[result.outcome]
-  lines.push(`logout-relay index backfill${options.dryRun ? ' (dry run: nothing written)' : ''}: ${headline} after ${formatDuration(result.elapsedMs / 1000)}`)
+  const failed = result.failures.length === 0 ? '' : `; ${formatCount(result.failures.length)} identit${result.failures.length === 1 ? 'y' : 'ies'} could not be read`
+  lines.push(`logout-relay index backfill${options.dryRun ? ' (dry run: nothing written)' : ''}: ${result.outcome} after ${formatDuration(result.elapsedMs / 1000)}${failed}`)
   if (result.resumed !== undefined) lines.push(`resumed the backfill begun ${new Date(result.resumed.startedAt).toISOString()}`)
   lines.push('')
   const resumed = result.resumed !== undefined
