@@ -20,7 +20,8 @@ identity Kratos lists, the login sessions of the consent sessions Hydra lists fo
 an earlier run stopped (a cursor in Redis, kept ${CURSOR_TTL_SECONDS / 86_400} days).
 
   --rate N      identities per second at most (default 20)
-  --dry-run     read everything, write nothing; report what would be indexed
+  --dry-run     read what a run would read (from the cursor, unless --restart), write nothing;
+                report what would be indexed
   --restart     begin again instead of resuming
   --json        the summary as JSON on stdout
   --progress    on stderr: a bar on a terminal, JSON lines every 5 s otherwise (auto, the default)

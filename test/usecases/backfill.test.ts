@@ -240,11 +240,22 @@ t.test('an interrupted run resumes after the last identity done', async (t) => {
   })
   t.equal(result.outcome, 'interrupted')
   const ids = [...users.keys()].sort()
-  t.match(await s.cursor.load(), { after: ids[1] })
+  const saved = await s.cursor.load()
+  t.match(saved, { after: ids[1] })
+
+  // A dry run reads what the next run would (from the cursor), or everything with --restart; it
+  // leaves the cursor as it was.
+  const fromCursor = await s.run({ dryRun: true })
+  t.match(fromCursor, { counts: { identities: 3 }, cursor: 'untouched' })
+  const everything = await s.run({ dryRun: true, restart: true })
+  t.match(everything, { counts: { identities: 5, alreadyKnown: 2, sidsIndexed: 3 }, resumed: undefined })
+  t.same(await s.cursor.load(), saved, 'the cursor is untouched')
+  const asked = consentSubjects(s.hydra).length
+
   s.nextRun()
   const resumed = await s.run()
   t.equal(resumed.counts.identities, 3)
-  t.same(consentSubjects(s.hydra), ids, 'each identity read once')
+  t.same([...consentSubjects(s.hydra).slice(0, 2), ...consentSubjects(s.hydra).slice(asked)], ids, 'each identity read once by the real runs')
 
   // --restart: the next run begins again.
   s.nextRun()
