@@ -131,7 +131,9 @@ export function createProgressDisplay (options: ProgressOptions): ProgressDispla
     const now = clock()
     if (!force && now - lastDraw < (options.redrawMs ?? 100)) return
     lastDraw = now
-    output.write(`\r\x1b[2K${barLine(totals, figures(counts, totals, total, now - began), dryRun, output.columns)}`)
+    // A terminal without a size (a pty nobody sized, as `docker exec -t` may give) says 0 columns.
+    const columns = output.columns !== undefined && output.columns >= 20 ? output.columns : undefined
+    output.write(`\r\x1b[2K${barLine(totals, figures(counts, totals, total, now - began), dryRun, columns)}`)
     drawn = true
   }
   /** A line above the bar: the bar is cleared, the line written, the bar drawn again. */

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
@@ -137,6 +137,22 @@ t.test('on a terminal (--progress bar): a bar redrawn in place, with the percent
   t.notMatch(run.stderr, /^\{/m, 'no JSON lines')
   const quiet = await cli(['index', 'backfill', '--rate', '1000', '--progress', 'none', '--json'], envFor())
   t.equal(quiet.stderr, '')
+})
+
+t.test('on a real terminal (a pty, by util-linux script), the bar is the default', { skip: spawnSync('script', ['--version']).status !== 0 ? 'no script(1) to run it on a pty' : false }, async (t) => {
+  users(1)
+  const env = Object.entries({ ...envFor(), PATH: process.env['PATH'] ?? '' }).map(([name, value]) => `${name}=${value}`)
+  const command = ['env', '-i', ...env, process.execPath, '--import', 'tsx', 'src/cli.ts', 'index', 'backfill', '--rate', '1000'].map((word) => `'${word}'`).join(' ')
+  // Not spawnSync: the doubles answer from this process's event loop.
+  const child = spawn('script', ['-qefc', command, '/dev/null'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  const run = { status, stdout }
+  t.equal(run.status, 0, run.stdout)
+  t.match(run.stdout, '\x1b[2Kbackfill [', 'the bar, redrawn in place')
+  t.notMatch(run.stdout, '"event":"progress"', 'no JSON lines')
+  t.match(run.stdout, 'logout-relay index backfill: done after')
 })
 
 t.test('--dry-run reads everything and writes nothing', async (t) => {
