@@ -88,7 +88,8 @@ async function index (args: string[]): Promise<number> {
   const interrupt = new AbortController()
   const stop = (): void => {
     if (interrupt.signal.aborted) process.exit(130)
-    process.stderr.write('\nstopping after the identity in progress (again to stop at once; the cursor keeps the place)\n')
+    // On a terminal only: elsewhere stderr carries JSON lines.
+    if (process.stderr.isTTY) process.stderr.write('\nstopping after the identity in progress (again to stop at once; the cursor keeps the place)\n')
     interrupt.abort()
   }
   process.on('SIGINT', stop)
