@@ -9,6 +9,8 @@ commands:
   doctor [--relay-url URL]   check the configuration, Redis, the issuer, Kratos and Hydra as the relay
                              sees them, and print the Hydra and Kratos settings to paste;
                              --relay-url: the relay as Hydra and Kratos reach it (default http://logout-relay:PORT)
+  index backfill [options]   fill the sid index for logins made before the relay was installed
+                             (index backfill --help for its options)
   help                       this text
 
 doctor exits 0 when every check passes, 1 when one fails, 2 when none fails but one warns,
@@ -38,6 +40,8 @@ async function main (argv: string[]): Promise<number> {
       return -1
     case 'doctor':
       return await doctor(rest)
+    case 'index':
+      return await index(rest)
     case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return 0
@@ -72,6 +76,25 @@ async function doctor (args: string[]): Promise<number> {
     : `${failed} check${failed === 1 ? '' : 's'} failed, ${warned} warned.`)
   if (report.setup !== undefined) out(`\n${report.setup}`)
   return report.exitCode
+}
+
+/** `index backfill`: stops after the identity in progress on the first Ctrl-C or SIGTERM, at once on a second. */
+async function index (args: string[]): Promise<number> {
+  const { INDEX_USAGE, runIndexCommand } = await import('./ops/index-backfill.js')
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(INDEX_USAGE)
+    return 0
+  }
+  const interrupt = new AbortController()
+  const stop = (): void => {
+    if (interrupt.signal.aborted) process.exit(130)
+    // On a terminal only: elsewhere stderr carries JSON lines.
+    if (process.stderr.isTTY) process.stderr.write('\nstopping after the identity in progress (again to stop at once; the cursor keeps the place)\n')
+    interrupt.abort()
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  return await runIndexCommand(args, { env: process.env, stdout: process.stdout, stderr: process.stderr, signal: interrupt.signal })
 }
 
 main(process.argv.slice(2)).then((code) => {

@@ -44,12 +44,19 @@ const env = {
   OIDC_AUDIENCES: 'my-app'
 }
 
+/** Hydra's one client is OIDC_AUDIENCES', and sends its back-channel logouts to the relay at `relayUrl`. */
+function clientOfRelay (relayUrl: string): void {
+  hydra.clients.clear()
+  hydra.addClient('my-app', { backchannel_logout_uri: `${relayUrl}/backchannel-logout` })
+}
+
 t.test('doctor: every check passes, exit 0, then the settings to paste', async (t) => {
+  clientOfRelay('http://relay.internal:9000')
   const run = await cli(['doctor', '--relay-url', 'http://relay.internal:9000'], env)
   t.equal(run.code, 0, run.stdout + run.stderr)
   const lines = run.stdout.split('\n')
   const checks = lines.filter((line) => /^[✔✖] /.test(line))
-  t.equal(checks.length, 10, 'one line per check')
+  t.equal(checks.length, 11, 'one line per check')
   t.ok(checks.every((line) => line.startsWith('✔ ')), checks.join('\n'))
   t.ok(lines.includes('Every check passed.'))
   t.match(run.stdout, 'hydra update oauth2-client my-app --endpoint')
@@ -62,6 +69,7 @@ t.test('doctor: every check passes, exit 0, then the settings to paste', async (
 })
 
 t.test('doctor: a failing check is a ✖ line with the fix, and exit 1', async (t) => {
+  clientOfRelay('http://logout-relay:8080')
   kratos.fail('isReady', { status: 503, times: 1 })
   const run = await cli(['doctor'], env)
   t.equal(run.code, 1)

@@ -1,5 +1,7 @@
 import { ConfigError, loadConfig, redactUrl, type Config, type ReadSecretFile } from '../config.js'
+import { UpstreamError, createHydraAdmin, createKratosAdmin, type AdminClient } from '../ory/admin.js'
 import { PROOF_REQUESTS, judgeProofAnswer, type AdminService, type ProofAnswer } from '../ory/admin-proof.js'
+import { listClients, type OAuth2ClientSummary } from '../ory/listings.js'
 import { createRedisClient } from '../store/redis.js'
 import { algorithmsForJwk } from '../token/algorithms.js'
 import { discoveryUrl, fetchDiscovery } from '../token/discovery.js'
@@ -37,9 +39,13 @@ export interface DoctorOptions {
   /** The service's environment, as `loadConfig` reads it. */
   env: Record<string, string | undefined>
   readSecretFile?: ReadSecretFile
+  /** For the issuer's discovery document and keys; the admin APIs go through the service's admin clients. */
   fetch?: typeof fetch
   connectRedis?: ConnectRedis
-  /** The relay's base URL as Hydra and Kratos reach it, for the settings to paste; default `http://logout-relay:<PORT>`. */
+  /**
+   * The relay's base URL as Hydra and Kratos reach it, for the settings to paste and the clients'
+   * `backchannel_logout_uri` (`<relayUrl>/backchannel-logout`); default `http://logout-relay:<PORT>`.
+   */
   relayUrl?: string
   /** Told of each check as soon as it is known, in report order. */
   onResult?: (result: CheckResult) => void
@@ -61,7 +67,9 @@ export interface DoctorReport {
 /**
  * Checks what the relay needs, as the relay would see it: the configuration (the service's own
  * validation), Redis and whether it keeps the queue across a restart, the issuer's discovery
- * document and keys, Kratos' and Hydra's admin APIs, and the API keys. Ends with the settings to
+ * document and keys, Kratos' and Hydra's admin APIs (through the service's own admin clients: its
+ * proxies and tokens), whether Hydra's clients send their back-channel logouts to the relay, and the
+ * API keys. Ends with the settings to
  * paste into Hydra's clients and Kratos' login flow. Prints no secret: keys show their first four
  * characters, URLs lose their passwords.
  */
@@ -90,20 +98,32 @@ export async function runDoctor (options: DoctorOptions): Promise<DoctorReport> 
 
   const fetchImpl = options.fetch ?? fetch
   const timeoutMs = config.upstreamTimeoutMs
-  // Every check starts at once; they are reported in this order as each one finishes.
-  const pending: Array<Promise<CheckResult[]>> = [
-    checkRedis(config, options.connectRedis ?? connectRedis, timeoutMs),
-    checkIssuer(config, fetchImpl, timeoutMs),
-    checkAdminApi('kratos admin', 'kratos', config.kratos.adminUrl, config.kratos.adminToken, ['/health/ready', '/admin/health/ready'], fetchImpl, timeoutMs),
-    checkAdminApi('hydra admin', 'hydra', config.hydra.adminUrl, config.hydra.adminToken, ['/health/ready'], fetchImpl, timeoutMs),
-    Promise.resolve(checkKeys(config))
-  ]
-  for (const group of pending) for (const result of await group) report(result)
+  const relayUrl = options.relayUrl ?? `http://logout-relay:${config.http.port}`
+  // The admin APIs through the service's own clients: its proxies, tokens, deadlines and limits.
+  const admin = { timeoutMs, proxy: config.proxy }
+  const kratos = createKratosAdmin({ ...admin, adminUrl: config.kratos.adminUrl, token: config.kratos.adminToken })
+  const hydra = createHydraAdmin({ ...admin, adminUrl: config.hydra.adminUrl, token: config.hydra.adminToken })
+  try {
+    const hydraAdmin = checkAdminApi('hydra admin', 'hydra', config.hydra.adminUrl, config.hydra.adminToken, ['/health/ready'], hydra, timeoutMs)
+    // Every check starts at once; they are reported in this order as each one finishes. Hydra's
+    // clients are listed once its admin API passed (otherwise that check says what is wrong).
+    const pending: Array<Promise<CheckResult[]>> = [
+      checkRedis(config, options.connectRedis ?? connectRedis, timeoutMs),
+      checkIssuer(config, fetchImpl, timeoutMs),
+      checkAdminApi('kratos admin', 'kratos', config.kratos.adminUrl, config.kratos.adminToken, ['/health/ready', '/admin/health/ready'], kratos, timeoutMs),
+      hydraAdmin,
+      hydraAdmin.then(async (results) => results.every((result) => result.status === 'pass') ? await checkClients(config, hydra, relayUrl, timeoutMs) : []),
+      Promise.resolve(checkKeys(config))
+    ]
+    for (const group of pending) for (const result of await group) report(result)
+  } finally {
+    await Promise.all([kratos.close(), hydra.close()])
+  }
 
   const statuses = new Set(checks.map((check) => check.status))
   return {
     checks,
-    setup: setupSnippets(config, options.relayUrl ?? `http://logout-relay:${config.http.port}`),
+    setup: setupSnippets(config, relayUrl),
     exitCode: statuses.has('fail') ? 1 : statuses.has('warn') ? 2 : 0
   }
 }
@@ -266,16 +286,6 @@ async function checkEviction (redis: DoctorRedis): Promise<CheckResult> {
 
 interface Fetched { status: number, body: unknown }
 
-/** A GET's whole answer, as the relay's admin proof judges it. */
-async function getText (fetchImpl: typeof fetch, url: string, timeoutMs: number, token?: string): Promise<ProofAnswer> {
-  const response = await fetchImpl(url, {
-    headers: { accept: 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) },
-    redirect: 'manual',
-    signal: AbortSignal.timeout(timeoutMs)
-  })
-  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: await response.text(), location: response.headers.get('location') ?? undefined }
-}
-
 async function getJson (fetchImpl: typeof fetch, url: string, timeoutMs: number, token?: string): Promise<Fetched> {
   const response = await fetchImpl(url, {
     headers: { accept: 'application/json', ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}) },
@@ -402,20 +412,20 @@ async function checkIssuer (config: Config, fetchImpl: typeof fetch, timeoutMs: 
  * An admin URL as the relay needs it: up and ready (`/health/ready`, or `/admin/health/ready` where
  * only `/admin/` is served), and answering the admin API itself — the same proof the relay makes
  * before it sends a revocation there ({@link judgeProofAnswer}), which fails for the public port and
- * for a path prefix too many, where a health check alone would pass.
+ * for a path prefix too many, where a health check alone would pass. Asked through the service's
+ * admin client, as the relay asks.
  */
 async function checkAdminApi (
-  name: string, service: AdminService, adminUrl: string, token: string | undefined, healthPaths: string[], fetchImpl: typeof fetch, timeoutMs: number
+  name: string, service: AdminService, adminUrl: string, token: string | undefined, healthPaths: string[], client: AdminClient, timeoutMs: number
 ): Promise<CheckResult[]> {
   const { variable, tokenVariable, path: proofPath } = PROOF_REQUESTS[service]
-  const base = adminUrl.replace(/\/+$/, '')
-  const shown = redactUrl(base).replace(/\/+$/, '')
+  const shown = redactUrl(adminUrl.replace(/\/+$/, '')).replace(/\/+$/, '')
   const fix = `check ${variable} (the admin port, reachable from the relay)${token !== undefined ? ` and ${tokenVariable}` : ''}`
   let ready: string | undefined
   let last: CheckResult | undefined
   for (const path of healthPaths) {
     try {
-      const { status } = await getJson(fetchImpl, `${base}${path}`, timeoutMs, token)
+      const { status } = await client.get(path)
       if (status === 200) {
         ready = `${shown}${path}`
         break
@@ -436,7 +446,9 @@ async function checkAdminApi (
 
   let answer: ProofAnswer
   try {
-    answer = await getText(fetchImpl, `${base}${proofPath}`, timeoutMs, token)
+    const got = await client.get(proofPath)
+    const location = got.headers['location']
+    answer = { status: got.status, contentType: got.headers['content-type'], body: got.body, location: Array.isArray(location) ? location[0] : location }
   } catch (err) {
     return [{ name, status: 'fail', message: `${shown}${proofPath} does not answer (${reasonOf(err, timeoutMs)})`, fix }]
   }
@@ -450,6 +462,112 @@ async function checkAdminApi (
     case 'unreachable':
       return [{ name, status: 'fail', message: `${shown}: ${proof.reason}`, fix }]
   }
+}
+
+// ---- Hydra's clients -----------------------------------------------------------------------------
+
+/**
+ * Whether a client can take part in a login session, and so get back-channel logouts: one that may use
+ * the authorization code or the implicit grant (Hydra's default grant is the code grant).
+ */
+function logsUsersIn (client: OAuth2ClientSummary): boolean {
+  return client.grantTypes.length === 0 || client.grantTypes.some((grant) => grant === 'authorization_code' || grant === 'implicit')
+}
+
+/** A URL in its normal form (scheme and host in lower case, a default port dropped), or the text itself. */
+function normalUrl (value: string): string {
+  try {
+    return new URL(value).href
+  } catch {
+    return value
+  }
+}
+
+/** Quotes a word for a POSIX shell. */
+function shellQuote (value: string): string {
+  return `'${value.replace(/'/g, "'\\''")}'`
+}
+
+/**
+ * The command that makes the relay a client's back-channel logout URI, as the README's "Hydra" section
+ * gives it: a JSON Patch, which changes these fields and keeps the rest of the client.
+ */
+export function patchClientCommand (config: Config, clientId: string, relayUrl: string): string {
+  const endpoint = redactUrl(config.hydra.adminUrl).replace(/\/+$/, '')
+  const patch = JSON.stringify([
+    { op: 'add', path: '/backchannel_logout_uri', value: `${relayUrl.replace(/\/+$/, '')}/backchannel-logout` },
+    { op: 'add', path: '/backchannel_logout_session_required', value: true }
+  ])
+  const token = config.hydra.adminToken !== undefined ? ' -H "Authorization: Bearer $HYDRA_ADMIN_TOKEN"' : ''
+  return `curl -X PATCH ${shellQuote(`${endpoint}/admin/clients/${encodeURIComponent(clientId)}`)} -H 'Content-Type: application/json'${token} -d ${shellQuote(patch)}`
+}
+
+/**
+ * Whether Hydra sends each client's back-channel logouts to the relay: Hydra sends a client's logout
+ * token to its `backchannel_logout_uri` alone, so a client with none, or with another one, takes part
+ * in login sessions whose logouts never reach Kratos through it. With OIDC_AUDIENCES, its clients are
+ * the relay's by configuration: one of them that does not send to the relay, or that Hydra does not
+ * know, fails; and a client outside it that sends to the relay fails too (the relay refuses its tokens,
+ * `aud`). Anything else that does not send to the relay may be intended (a client whose logouts need
+ * not end Kratos sessions, an app with its own back-channel endpoint): a warning, with the fix.
+ * Clients that log nobody in (client credentials) are left out.
+ */
+async function checkClients (config: Config, hydra: AdminClient, relayUrl: string, timeoutMs: number): Promise<CheckResult[]> {
+  const name = 'hydra clients'
+  const expected = `${relayUrl.replace(/\/+$/, '')}/backchannel-logout`
+  let listing: Awaited<ReturnType<typeof listClients>>
+  try {
+    listing = await listClients(hydra)
+  } catch (err) {
+    return [{ name, status: 'fail', message: `GET /admin/clients: ${reasonOf(err, timeoutMs)}`, fix: 'check HYDRA_ADMIN_URL and HYDRA_ADMIN_TOKEN' }]
+  }
+  const audiences = config.oidc.audiences
+  const restricted = audiences.length > 0
+  const known = new Set(listing.clients.map((client) => client.clientId))
+  const loginClients = listing.clients.filter(logsUsersIn)
+  const problems: Array<{ status: 'warn' | 'fail', lines: string[] }> = []
+  for (const client of loginClients) {
+    const id = client.clientId
+    const listed = audiences.includes(id)
+    const toRelay = normalUrl(client.backchannelLogoutUri) === normalUrl(expected)
+    const patch = patchClientCommand(config, id, relayUrl)
+    if (toRelay) {
+      if (restricted && !listed) {
+        problems.push({ status: 'fail', lines: [`${id}: sends its back-channel logouts to the relay, which refuses them: it is not in OIDC_AUDIENCES`, 'add it to OIDC_AUDIENCES'] })
+      }
+      continue
+    }
+    const what = client.backchannelLogoutUri === '' ? 'has no backchannel_logout_uri' : `sends its back-channel logouts to ${client.backchannelLogoutUri}, not ${expected}`
+    if (listed) {
+      problems.push({ status: 'fail', lines: [`${id}: ${what} (OIDC_AUDIENCES names it): its logouts never reach Kratos`, patch] })
+    } else {
+      const also = restricted ? ' and add it to OIDC_AUDIENCES' : ''
+      problems.push({ status: 'warn', lines: [`${id}: ${what}: logouts through it never reach Kratos, unless that is intended${also ? `; if not, run this${also}:` : ''}`, patch] })
+    }
+  }
+  for (const id of audiences.filter((audience) => !known.has(audience))) {
+    problems.push({ status: 'fail', lines: [`${id}: in OIDC_AUDIENCES, but Hydra has no such client`, 'register it with the relay as its back-channel logout URI (the hydra create oauth2-client below), or remove it from OIDC_AUDIENCES'] })
+  }
+  const others = listing.clients.length - loginClients.length
+  const unchecked = others > 0 ? `; ${others} client${others === 1 ? '' : 's'} that log${others === 1 ? 's' : ''} nobody in left out` : ''
+  const truncated = listing.truncated ? ' (the first pages only: Hydra kept linking more)' : ''
+  if (problems.length === 0) {
+    return [{
+      name,
+      status: 'pass',
+      message: loginClients.length === 0
+        ? `Hydra has no client that logs users in yet${unchecked}`
+        : `${loginClients.length} client${loginClients.length === 1 ? '' : 's'} send${loginClients.length === 1 ? 's' : ''} back-channel logouts to ${expected}${unchecked}${truncated}`
+    }]
+  }
+  const failed = problems.filter((problem) => problem.status === 'fail').length
+  return [{
+    name,
+    status: failed > 0 ? 'fail' : 'warn',
+    message: `${problems.length} of ${loginClients.length + audiences.filter((audience) => !known.has(audience)).length} clients do not send their back-channel logouts to ${expected} (--relay-url): the logouts of their login sessions do not end Kratos sessions${unchecked}${truncated}`,
+    fix: 'run the command under each client: a JSON Patch that sets the relay as its back-channel logout URI and keeps the rest of the client',
+    details: problems.flatMap((problem) => problem.lines.map((line, i) => i === 0 ? `${problem.status === 'fail' ? '✖' : '!'} ${line}` : `  ${line}`))
+  }]
 }
 
 // ---- API keys ------------------------------------------------------------------------------------
@@ -619,6 +737,8 @@ ${webHook('credentials-changed', 'credentials-changed.jsonnet')}
 
 /** A failure in a few words: a timeout, a system error code, or the message. */
 function reasonOf (err: unknown, timeoutMs?: number): string {
+  // An admin call's error names the call first (`kratos GET /health/ready: …`): the check says that already.
+  if (err instanceof UpstreamError && (err.cause as { code?: unknown } | undefined)?.code === undefined) return err.message.replace(/^\w+ [A-Z]+ [^:]*: /, '')
   const error = err as { name?: string, message?: string, code?: string, cause?: { code?: string, message?: string } }
   if (error.name === 'TimeoutError' || error.name === 'AbortError') return timeoutMs !== undefined ? `no answer within ${timeoutMs} ms` : 'timeout'
   if (typeof error.cause?.code === 'string') return error.cause.code

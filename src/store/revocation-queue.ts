@@ -22,6 +22,8 @@ export type JobCause =
   | { kind: 'backchannel-logout', clientId: string, jti: string }
   /** A login hook that arrived after the logout of its sid. */
   | { kind: 'late-login-hook' }
+  /** `logout-relay index backfill` indexed a sid whose logout had come before. */
+  | { kind: 'backfill' }
   /** The admin API, by the key whose fingerprint this is. */
   | { kind: 'admin-api', keyFingerprint: string }
   /**

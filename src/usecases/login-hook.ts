@@ -1,7 +1,7 @@
 import { RelayError } from '../errors.js'
 import { hookBody, invalidHookBody, optionalString } from './hook-body.js'
 import { UpstreamError, type HydraAdmin } from '../ory/admin.js'
-import type { RevocationQueue } from '../store/revocation-queue.js'
+import type { JobCause, RevocationQueue } from '../store/revocation-queue.js'
 import type { SessionIndex } from '../store/session-index.js'
 
 /** Who logged in, and to which Hydra login session — given directly or as Hydra's login challenge. */
@@ -51,22 +51,42 @@ export interface LoginHookResult {
  */
 export async function indexLogin (deps: LoginHookDeps, input: LoginHookInput): Promise<LoginHookResult> {
   const sid = 'sid' in input ? input.sid : await sessionIdOf(deps.hydra, input.loginChallenge)
-  const indexed = await deps.index.add(sid, input.identityId)
+  const indexed = await indexSid(deps, input.identityId, sid, { kind: 'late-login-hook' })
   if (indexed.outcome === 'conflict') {
     throw new RelayError('ERR_SID_CONFLICT', 'this login session is indexed for another identity; a sid is never remapped',
       { field: 'sid' in input ? 'sid' : 'login_challenge' })
   }
-  if (!indexed.loggedOut) return { sid, lateLogout: false }
+  return { sid, lateLogout: indexed.lateLogout }
+}
+
+/** What indexing one sid did. */
+export type IndexSidResult =
+  | { outcome: 'indexed', lateLogout: boolean }
+  /** The sid is live and mapped to another identity: nothing written. */
+  | { outcome: 'conflict' }
+
+/**
+ * Stores sid → identity as the login hook does (for it, and for the backfill of logins made before
+ * the relay): the remap rule of {@link SessionIndex.add}, and when a logout for the sid came first,
+ * the revocation of the identity's Kratos sessions queued with `cause`.
+ */
+export async function indexSid (
+  deps: { index: Pick<SessionIndex, 'add' | 'forgetLogout'>, queue: Pick<RevocationQueue, 'enqueue'>, onEnqueued: () => void, rememberSeconds: number },
+  identityId: string, sid: string, cause: JobCause
+): Promise<IndexSidResult> {
+  const indexed = await deps.index.add(sid, identityId)
+  if (indexed.outcome === 'conflict') return indexed
+  if (!indexed.loggedOut) return { outcome: 'indexed', lateLogout: false }
 
   const [queued] = await deps.queue.enqueue([{
-    target: { kind: 'kratos-sessions', identityId: input.identityId },
+    target: { kind: 'kratos-sessions', identityId },
     sid,
-    cause: { kind: 'late-login-hook' },
+    cause,
     dedupeKey: `sid:${sid}`
   }], deps.rememberSeconds)
   if (queued?.enqueued === true) deps.onEnqueued()
   await deps.index.forgetLogout(sid)
-  return { sid, lateLogout: true }
+  return { outcome: 'indexed', lateLogout: true }
 }
 
 async function sessionIdOf (hydra: Pick<HydraAdmin, 'loginSessionId'>, loginChallenge: string): Promise<string> {

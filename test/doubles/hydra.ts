@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../../src/token/logout-token.js'
 import { OryDouble, type DoubleOptions, type NotFoundAnswer } from './ory-double.js'
+import { parseTokenPagination, tokenPaginationHeaders } from './pagination.js'
 import { loadRecorded } from './recorded.js'
 
 export interface SigningKey {
@@ -64,10 +65,48 @@ function hydraNotFound (path: string, accept: string | undefined): NotFoundAnswe
   return { contentType: 'text/html; charset=utf-8', body: '<!DOCTYPE html><html lang="en"><head><title>404 - Route not found</title></head><body></body></html>' }
 }
 
-/** An OAuth2 client as Hydra's admin API shows it (every member it has), with this id. */
-function clientObject (clientId: string): Record<string, unknown> {
+/** An OAuth2 client as Hydra's admin API shows it (every member it has), with this id and any settings given. */
+function clientObject (clientId: string, settings: Record<string, unknown> = {}): Record<string, unknown> {
   const [client] = recordedBody('list_clients') as Array<Record<string, unknown>>
-  return { ...structuredClone(client), client_id: clientId }
+  return { ...structuredClone(client), ...settings, client_id: clientId }
+}
+
+/** A consent session Hydra keeps: what its listing shows, and what decides whether it shows it. */
+export interface ConsentRecord {
+  subject: string
+  /** The login session; '' once it ended (Hydra sets the flow's login_session_id to NULL). */
+  sid: string
+  clientId: string
+  /** Hydra skipped the consent screen: a remembered consent covered the request (`consent_skip`). */
+  skip: boolean
+  remember: boolean
+  /** Seconds; 0 = for ever. */
+  rememberFor: number
+  /** ms since the epoch. */
+  requestedAt: number
+}
+
+/** A consent session as `GET /admin/oauth2/auth/sessions/consent` lists it (every member Hydra v2.3.0 sends). */
+function consentSessionObject (consent: ConsentRecord, issuer: string): Record<string, unknown> {
+  const [recorded] = recordedBody('list_consent_sessions') as Array<Record<string, unknown>>
+  const session = structuredClone(recorded) as Record<string, unknown> & { consent_request: Record<string, unknown> }
+  const challenge = randomUUID().replace(/-/g, '')
+  return {
+    ...session,
+    remember: consent.remember,
+    remember_for: consent.rememberFor,
+    handled_at: new Date(consent.requestedAt).toISOString(),
+    consent_request: {
+      ...session.consent_request,
+      challenge,
+      skip: consent.skip,
+      subject: consent.subject,
+      client: clientObject(consent.clientId),
+      request_url: `${issuer}oauth2/auth?client_id=${consent.clientId}&response_type=code&scope=openid+offline_access`,
+      login_challenge: randomUUID().replace(/-/g, ''),
+      login_session_id: consent.sid
+    }
+  }
 }
 
 /**
@@ -78,11 +117,16 @@ function clientObject (clientId: string): Record<string, unknown> {
 export class HydraDouble extends OryDouble {
   readonly keys: SigningKey[]
   readonly loginRequests = new Map<string, LoginRequest>()
+  /** The OAuth2 clients, by id: `example-client` to begin with. */
+  readonly clients: Map<string, Record<string, unknown>>
+  /** Every consent session, in the order they were given. */
+  readonly consents: ConsentRecord[]
   /** Called when a login session is revoked by sid, as Hydra would then send back-channel logouts. */
   onRevokeLoginSession: ((sid: string) => Promise<void> | void) | undefined
 
   private constructor (keys: SigningKey[], options: Pick<DoubleOptions, 'token' | 'publicPort'>) {
-    const clients = [clientObject('example-client')]
+    const clients = new Map([['example-client', clientObject('example-client')]])
+    const consents: ConsentRecord[] = []
     const state = { keys, issuer: '' }
     const loginRequests = new Map<string, LoginRequest>()
     super('hydra/api.json', {
@@ -108,11 +152,52 @@ export class HydraDouble extends OryDouble {
           }
         }
       },
-      listOAuth2Clients: () => ({
-        status: 200,
-        headers: { link: '</admin/clients?page_size=1&page_token=eyJvZmZzZXQiOiIwIiwidiI6Mn0>; rel="first"', 'x-total-count': String(clients.length) },
-        body: clients
-      }),
+      listOAuth2Clients: ({ path, query }) => {
+        // client.Handler.listOAuth2Clients: ordered by id, token pagination, every client counted.
+        const { page, itemsPerPage } = parseTokenPagination(query)
+        const all = [...clients.values()].sort((a, b) => String(a['client_id']).localeCompare(String(b['client_id'])))
+        return {
+          status: 200,
+          headers: tokenPaginationHeaders(path, query, all.length, page, itemsPerPage),
+          body: all.slice(page * itemsPerPage, (page + 1) * itemsPerPage)
+        }
+      },
+      patchOAuth2Client: ({ params, body }) => {
+        // A JSON Patch (RFC 6902) of top-level members, as the README's fix and doctor's give it.
+        const client = clients.get(params['id'] ?? '')
+        if (client === undefined) return { status: 404, body: { error: 'Unable to locate the resource', error_description: '' } }
+        const operations = JSON.parse(body) as Array<{ op: string, path: string, value?: unknown }>
+        for (const { op, path, value } of operations) {
+          const member = path.replace(/^\//, '')
+          if ((op === 'add' || op === 'replace') && !member.includes('/')) client[member] = value
+          else return { status: 400, body: { error: 'invalid_request', error_description: `the double patches top-level members only: ${op} ${path}` } }
+        }
+        return { status: 200, body: client }
+      },
+      listOAuth2ConsentSessions: ({ path, query }) => {
+        const subject = query.get('subject') ?? ''
+        if (subject === '') {
+          return { status: 400, body: { error: 'invalid_request', error_description: "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed. Query parameter 'subject' is not defined but should have been." } }
+        }
+        const sid = query.get('login_session_id') ?? ''
+        const { page, itemsPerPage } = parseTokenPagination(query)
+        // FindSubjectsGrantedConsentRequests: the subject's consents that were asked (consent_skip=FALSE),
+        // newest first, one page of them; then those whose remember_for has passed are dropped.
+        const granted = consents.filter((consent) => consent.subject === subject && !consent.skip)
+        const rows = granted.filter((consent) => sid === '' || consent.sid === sid).sort((a, b) => b.requestedAt - a.requestedAt)
+        const now = Date.now()
+        const listed = rows.slice(page * itemsPerPage, (page + 1) * itemsPerPage)
+          .filter((consent) => !(consent.rememberFor > 0 && consent.requestedAt + consent.rememberFor * 1000 < now))
+        // Nothing to list: an empty list, without the pagination headers.
+        if (listed.length === 0) return { status: 200, body: [] }
+        // Hydra v2.3.0 passes the page size as the page, and the offset as the page size
+        // (consent/handler.go): the Link header it sends, recorded in list_consent_sessions_first_page.
+        return {
+          status: 200,
+          headers: tokenPaginationHeaders(path, query, granted.length, itemsPerPage, itemsPerPage * page),
+          body: listed.map((consent) => consentSessionObject(consent, state.issuer))
+        }
+      },
       revokeOAuth2LoginSessions: async ({ query }) => {
         const sid = query.get('sid')
         if (sid !== null) await this.onRevokeLoginSession?.(sid)
@@ -124,6 +209,8 @@ export class HydraDouble extends OryDouble {
     }, { ...options, cacheable: ['isAlive', 'isReady'], notFound: hydraNotFound })
     this.keys = keys
     this.loginRequests = loginRequests
+    this.clients = clients
+    this.consents = consents
     this.#state = state
   }
 
@@ -150,6 +237,18 @@ export class HydraDouble extends OryDouble {
     const key = next ?? await createSigningKey()
     this.#state.keys.unshift(key)
     return key
+  }
+
+  /** Registers a client (or replaces one), with any settings as Hydra's admin API names them. */
+  addClient (clientId: string, settings: Record<string, unknown> = {}): void {
+    this.clients.set(clientId, clientObject(clientId, settings))
+  }
+
+  /** A consent session Hydra keeps; asked (not skipped), remembered for ever and just now unless said otherwise. */
+  addConsent (consent: Partial<ConsentRecord> & { subject: string, sid: string }): ConsentRecord {
+    const full: ConsentRecord = { clientId: 'example-client', skip: false, remember: true, rememberFor: 0, requestedAt: Date.now() + this.consents.length, ...consent }
+    this.consents.push(full)
+    return full
   }
 
   /** A login challenge whose login session is `sessionId`. */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { OryDouble, type DoubleOptions } from './ory-double.js'
+import { isUuid } from '../../src/uuid.js'
+import { OryDouble, type Answer, type DoubleOptions } from './ory-double.js'
+import { FIRST_IDENTITY_TOKEN, keysetHeaders, pagePaginationHeaders, parsePagePagination } from './pagination.js'
 
 /** A time as Kratos writes it (RFC 3339 with nanoseconds). */
 function timestamp (offsetMs = 0): string {
@@ -46,9 +48,12 @@ function sessionObject (id: string, identityId: string): Record<string, unknown>
  */
 export class KratosDouble extends OryDouble {
   readonly sessions = new Map<string, string[]>()
+  /** Every identity Kratos has (those with sessions among them), as `listIdentities` pages them: in id order. */
+  readonly identities = new Set<string>()
 
   constructor (options: Pick<DoubleOptions, 'token' | 'publicPort'> = {}) {
     const sessions = new Map<string, string[]>()
+    const identities = new Set<string>()
     super('kratos/api.json', {
       deleteIdentitySessions: ({ params }) => {
         const active = sessions.get(params['id'] ?? '') ?? []
@@ -68,19 +73,52 @@ export class KratosDouble extends OryDouble {
           body: listed
         }
       },
-      listIdentities: () => ({
-        status: 200,
-        headers: { link: '</admin/identities?page_size=1&page_token=00000000-0000-0000-0000-000000000000>; rel="first"' },
-        body: [...sessions.keys()].slice(0, 1).map((id) => identityObject(id, { withAdminMetadata: true }))
-      }),
+      listIdentities: ({ path, query }) => {
+        const ids = [...identities].sort()
+        const badRequest = (reason: string): Answer => ({
+          status: 400,
+          body: { error: { code: 400, status: 'Bad Request', reason, message: 'The request was malformed or contained invalid parameters' } }
+        })
+        const listed = (page: string[]): unknown[] => page.map((id) => identityObject(id, { withAdminMetadata: true }))
+        // x.ParseKeysetOrPagePagination: page_token or page_size mean keyset pagination; else page means
+        // the older page pagination (with a count); else keyset, per_page standing for page_size.
+        if (!query.has('page_token') && !query.has('page_size') && query.has('page')) {
+          const { page, perPage } = parsePagePagination(query)
+          if (page * perPage > 1000) return badRequest('Legacy pagination is not supported for enumerating over 1000 items. Please switch to using page_token and page_size.')
+          return { status: 200, headers: pagePaginationHeaders(path, query, ids.length, page, perPage), body: listed(ids.slice(page * perPage, (page + 1) * perPage)) }
+        }
+        const sizeParam = query.get('page_size') ?? (query.has('page_token') ? null : query.get('per_page'))
+        if (sizeParam !== null && !/^[+-]?\d+$/.test(sizeParam)) return badRequest(`strconv.Atoi: parsing "${sizeParam}": invalid syntax`)
+        const size = sizeParam === null || Number(sizeParam) === 0 ? 250 : Number(sizeParam)
+        const token = query.get('page_token') || FIRST_IDENTITY_TOKEN
+        if (!isUuid(token)) return badRequest('The page token is invalid, do not craft your own page tokens')
+        // Kratos asks for one item more than the page: with it, there is a next page, whose token is
+        // the last identity of this one.
+        const after = ids.filter((id) => id > token.toLowerCase()).slice(0, size + 1)
+        const page = after.slice(0, size)
+        const next = after.length > size ? page.at(-1) : undefined
+        const keysetQuery = new URLSearchParams(query)
+        if (!query.has('page_size') && query.has('per_page')) keysetQuery.delete('per_page')
+        return { status: 200, headers: keysetHeaders(path, keysetQuery, size, next), body: listed(page) }
+      },
       isAlive: () => ({ status: 200, body: { status: 'ok' } }),
       isReady: () => ({ status: 200, body: { status: 'ok' } })
     }, { ...options, adminPrefix: options.publicPort === undefined })
     this.sessions = sessions
+    this.identities = identities
+  }
+
+  /** Adds identities without sessions (random ids unless given); returns their ids. */
+  addIdentities (count: number, ids: string[] = []): string[] {
+    const added = [...ids]
+    while (added.length < count) added.push(randomUUID())
+    for (const id of added) this.identities.add(id)
+    return added
   }
 
   /** Logs the identity in on `count` more devices. */
   addSessions (identityId: string, count = 1): void {
+    this.identities.add(identityId)
     const active = this.sessions.get(identityId) ?? []
     for (let i = 0; i < count; i++) active.push(randomUUID())
     this.sessions.set(identityId, active)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import t from 'tap'
+import { linkRelations, nextPageToken } from '../../src/ory/pagination.js'
 import { HydraDouble } from './hydra.js'
 import { KratosDouble, kratosWebHookRequest } from './kratos.js'
 import type { OryDouble } from './ory-double.js'
@@ -19,6 +20,22 @@ const NOT_PLAYED: Record<string, string> = {
   'kratos.public_port_health_ready': 'the Kratos double is the admin port'
 }
 
+/** The listings whose `Link` relations are compared too: the double's state matches the recording's. */
+const LINKS_COMPARED = new Set([
+  'hydra.list_consent_sessions', 'hydra.list_consent_sessions_first_page', 'hydra.list_consent_sessions_none',
+  'hydra.list_clients_first_page', 'hydra.list_clients_next_page',
+  'kratos.list_identities_first_page', 'kratos.list_identities_next_page', 'kratos.list_identities_count'
+])
+
+/** Each relation of an answer's `Link` header, with the names of its target's query parameters and the page size. */
+function linkShape (exchange: Exchange): Record<string, unknown> {
+  const relations = linkRelations(exchange.response?.headers['link'])
+  return Object.fromEntries(Object.entries(relations).map(([rel, target]) => {
+    const url = new URL(target, 'http://link.invalid')
+    return [rel, { path: url.pathname, params: [...url.searchParams.keys()].sort(), page_size: url.searchParams.get('page_size'), per_page: url.searchParams.get('per_page'), page: url.searchParams.get('page') }]
+  }))
+}
+
 async function ask (double: OryDouble, method: string, path: string): Promise<Exchange> {
   const url = `${double.url}${path}`
   const response = await fetch(url, { method, headers: { accept: 'application/json' }, redirect: 'manual' })
@@ -34,7 +51,26 @@ async function ask (double: OryDouble, method: string, path: string): Promise<Ex
 
 const hydra = await HydraDouble.start()
 const kratos = await new KratosDouble().listen()
-t.teardown(async () => { await Promise.all([hydra.close(), kratos.close()]) })
+// The listings, page by page, as recorded: a Hydra with two clients and a subject with two consent
+// sessions of one login session, a Kratos with two identities.
+const listingHydra = await HydraDouble.start()
+const listingKratos = await new KratosDouble().listen()
+t.teardown(async () => { await Promise.all([hydra.close(), kratos.close(), listingHydra.close(), listingKratos.close()]) })
+listingHydra.addClient('e2e-000000000002')
+const consentSubject = randomUUID()
+{
+  const sid = randomUUID()
+  listingHydra.addConsent({ subject: consentSubject, sid, clientId: 'example-client' })
+  listingHydra.addConsent({ subject: consentSubject, sid, clientId: 'e2e-000000000002' })
+}
+listingKratos.addIdentities(2)
+
+/** The `page_token` of an exchange's `next` link. */
+function nextOf (exchange: Exchange): string {
+  const token = nextPageToken(exchange.response?.headers['link'])
+  if (token === undefined) throw new Error(`${exchange.request.url} has no next page`)
+  return encodeURIComponent(token)
+}
 
 const played: Record<string, () => Promise<Exchange>> = {
   'hydra.discovery': async () => await ask(hydra, 'GET', '/.well-known/openid-configuration'),
@@ -58,6 +94,14 @@ const played: Record<string, () => Promise<Exchange>> = {
   },
   'hydra.list_clients': async () => await ask(hydra, 'GET', '/admin/clients?page_size=1'),
   'hydra.wrong_path_list_clients': async () => await ask(hydra, 'GET', '/admin/admin/clients?page_size=1'),
+  'hydra.list_consent_sessions': async () => await ask(listingHydra, 'GET', `/admin/oauth2/auth/sessions/consent?subject=${consentSubject}`),
+  'hydra.list_consent_sessions_first_page': async () => await ask(listingHydra, 'GET', `/admin/oauth2/auth/sessions/consent?subject=${consentSubject}&page_size=1`),
+  'hydra.list_consent_sessions_none': async () => await ask(listingHydra, 'GET', `/admin/oauth2/auth/sessions/consent?subject=${randomUUID()}`),
+  'hydra.list_clients_first_page': async () => await ask(listingHydra, 'GET', '/admin/clients?page_size=1'),
+  'hydra.list_clients_next_page': async () => {
+    const first = await ask(listingHydra, 'GET', '/admin/clients?page_size=1')
+    return await ask(listingHydra, 'GET', `/admin/clients?page_size=1&page_token=${nextOf(first)}`)
+  },
   'hydra.health_alive': async () => await ask(hydra, 'GET', '/health/alive'),
   'hydra.health_ready': async () => await ask(hydra, 'GET', '/health/ready'),
 
@@ -85,6 +129,12 @@ const played: Record<string, () => Promise<Exchange>> = {
   'kratos.wrong_path_delete_identity_sessions': async () => await ask(kratos, 'DELETE', `/admin/admin/identities/${randomUUID()}/sessions`),
   'kratos.list_identities': async () => await ask(kratos, 'GET', '/admin/identities?page_size=1'),
   'kratos.wrong_path_list_identities': async () => await ask(kratos, 'GET', '/admin/admin/identities?page_size=1'),
+  'kratos.list_identities_first_page': async () => await ask(listingKratos, 'GET', '/admin/identities?page_size=1'),
+  'kratos.list_identities_next_page': async () => {
+    const first = await ask(listingKratos, 'GET', '/admin/identities?page_size=1')
+    return await ask(listingKratos, 'GET', `/admin/identities?page_size=1&page_token=${nextOf(first)}`)
+  },
+  'kratos.list_identities_count': async () => await ask(listingKratos, 'GET', '/admin/identities?page=0&per_page=1'),
   'kratos.health_ready_unprefixed': async () => await ask(kratos, 'GET', '/health/ready'),
   'kratos.health_alive': async () => await ask(kratos, 'GET', '/admin/health/alive'),
   'kratos.health_ready': async () => await ask(kratos, 'GET', '/admin/health/ready')
@@ -105,6 +155,7 @@ for (const service of ['hydra', 'kratos'] as const) {
       const expected = structuredClone(recorded)
       if (key === 'hydra.backchannel_logout') Reflect.deleteProperty(expected.request, 'headers')
       t.same(comparable(mine), comparable(expected), key)
+      if (LINKS_COMPARED.has(key)) t.same(linkShape(mine), linkShape(expected), `${key}: the Link header's relations and their parameters`)
     }
   })
 }
@@ -122,4 +173,5 @@ t.test('the doubles count a path that is no operation as a violation, and answer
   kratos.violations.length = 0
   t.same(hydra.violations, ['GET /admin/admin/clients is no operation of the API'])
   hydra.violations.length = 0
+  t.same([...listingHydra.violations, ...listingKratos.violations], [], 'the listings are answered within the contracts')
 })

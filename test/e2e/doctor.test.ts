@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process'
 import t from 'tap'
 import { join } from 'node:path'
-import { requireOryBinaries } from './helpers/binaries.js'
+import { requireOryBinaries, root } from './helpers/binaries.js'
 import { randomHex } from './helpers/ory.js'
 import { waitFor } from './helpers/process.js'
 import { metricValue, RelayProcess, runDoctor } from './helpers/relay.js'
@@ -25,7 +26,7 @@ if (binaries !== undefined) {
     t.match(relay.env['LOGIN_HOOK_API_KEYS'], /^[0-9a-f]{64}$/, 'the hook key is random hex')
     t.match(relay.env['ADMIN_API_KEYS'], /^[0-9a-f]{64}$/, 'the admin key is random hex')
     const { code, output } = await runDoctor(relay.env)
-    for (const name of ['configuration', 'redis', 'redis persistence', 'redis eviction', 'issuer', 'issuer keys', 'kratos admin', 'hydra admin', 'login hook keys', 'admin keys']) {
+    for (const name of ['configuration', 'redis', 'redis persistence', 'redis eviction', 'issuer', 'issuer keys', 'kratos admin', 'hydra admin', 'hydra clients', 'login hook keys', 'admin keys']) {
       t.match(checkLine(output, name), /^✔ /, `${name} passes`)
     }
     t.match(checkLine(output, 'redis persistence'), /AOF is on/)
@@ -74,4 +75,42 @@ if (binaries !== undefined) {
         'the revocation is not counted as succeeded', { relayLog: other.logs().filter((line) => String(line.msg).includes('revocation')) })
     })
   }
+
+  t.test('doctor lists the clients whose back-channel logouts do not reach the relay; its JSON Patch fixes each at the real Hydra', async (t) => {
+    const relayUrl = relay.url
+    const [toRelay, none, elsewhere] = [
+      await stack.client(),
+      await stack.client({ backchannelLogoutUri: '' }),
+      await stack.client({ backchannelLogoutUri: 'http://127.0.0.1:9/backchannel-logout' })
+    ]
+    const { code, output } = await doctorWith(relay.env, ['--relay-url', relayUrl])
+    t.equal(code, 2, 'a warning: their logouts may be meant to go elsewhere', { output })
+    t.match(checkLine(output, 'hydra clients'), /^✖ hydra clients: warning: 2 of 3 clients do not send their back-channel logouts to /)
+    t.notMatch(output, `! ${toRelay.client_id}:`)
+    const commands = output.split('\n').filter((line) => line.trim().startsWith('curl -X PATCH'))
+    t.equal(commands.length, 2)
+    t.match(output, `! ${none.client_id}: has no backchannel_logout_uri`)
+    t.match(output, `! ${elsewhere.client_id}: sends its back-channel logouts to http://127.0.0.1:9/backchannel-logout`)
+    for (const command of commands) {
+      const match = /curl -X PATCH '([^']+)' -H 'Content-Type: application\/json' -d '([^']+)'$/.exec(command.trim())
+      t.ok(match, command)
+      const answer = await fetch(match?.[1] ?? '', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: match?.[2] ?? '' })
+      t.equal(answer.status, 200, await answer.text())
+    }
+    const again = await doctorWith(relay.env, ['--relay-url', relayUrl])
+    t.match(checkLine(again.output, 'hydra clients'), /^✔ hydra clients: 3 clients send back-channel logouts to /)
+    t.equal(again.code, 0, 'every check passes', { output: again.output })
+  })
+}
+
+/** `logout-relay doctor …args` with the relay's environment. */
+async function doctorWith (env: Record<string, string>, args: string[]): Promise<{ code: number | null, output: string }> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), 'doctor', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString('utf8') })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString('utf8') })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, output }))
+  })
 }

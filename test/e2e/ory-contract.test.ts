@@ -2,9 +2,10 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import t from 'tap'
+import { nextPageToken } from '../../src/ory/pagination.js'
 import { comparable, loadRecorded, type Exchange, type RecordedFile } from '../doubles/recorded.js'
 import { ORY_VERSIONS, requireOryBinaries, root } from './helpers/binaries.js'
-import { completeAuthorization, startAuthorization } from './helpers/oauth2.js'
+import { authorize, completeAuthorization, startAuthorization } from './helpers/oauth2.js'
 import { randomHex } from './helpers/ory.js'
 import { waitFor } from './helpers/process.js'
 import { CaptureServer, Sanitizer, headerRecord, type CapturedRequest } from './helpers/recording.js'
@@ -29,6 +30,7 @@ if (binaries !== undefined) {
   // The client's redirect URI shows as the compose stack's example app.
   const sanitize = new Sanitizer(ory.addresses).origin(stack.appOrigin, 'http://127.0.0.1:5555').secret(stack.keys.hook).secret(stack.keys.admin)
   const hydra: Record<string, Exchange> = {}
+  const tokens = new WeakMap<Exchange, string>()
   const kratos: Record<string, Exchange> = {}
 
   /** Asks an Ory API, as the relay would (JSON accepted, redirects not followed), and keeps the exchange, sanitized. */
@@ -44,7 +46,19 @@ if (binaries !== undefined) {
       response: { status: response.status, headers: sanitize.headers(headerRecord(response.headers)), body: sanitize.value(body) }
     }
     into[name] = exchange
+    const next = nextPageToken(response.headers.get('link') ?? undefined)
+    if (next !== undefined) tokens.set(exchange, next)
     return exchange
+  }
+
+  /**
+   * The `page_token` of an exchange's `next` link, as the run gave it (the recording keeps it opaque):
+   * read from the unsanitized answer, which `ask` keeps aside.
+   */
+  const nextToken = (exchange: Exchange): string => {
+    const token = tokens.get(exchange)
+    if (token === undefined) throw new Error(`${exchange.request.url} has no next page`)
+    return encodeURIComponent(token)
   }
 
   /** A request Ory made to the capture listener, as an exchange: what it sent, body parsed. */
@@ -92,6 +106,24 @@ if (binaries !== undefined) {
   await ask(hydra, 'health_ready', 'GET', ory.hydraAdmin('/health/ready'))
   await ask(hydra, 'public_port_health_ready', 'GET', ory.hydraPublic('/health/ready'))
 
+  // The listings the backfill and doctor page through: a second user's login session with two
+  // clients (two consent sessions, one sid), and a second client.
+  const lister = await stack.identity()
+  sanitize.secret(lister.email, 'user-000000000001@example.com').secret(lister.password)
+  const other = await stack.client({ backchannelLogoutUri: `${capture.origin}/backchannel-logout` })
+  sanitize.secret(other.client_id, 'e2e-000000000002').secret(other.client_secret)
+  const listerBrowser = stack.browser()
+  await authorize(listerBrowser, ory, client, { kind: 'password', identifier: lister.email, password: lister.password })
+  await authorize(listerBrowser, ory, other, { kind: 'kratos-session' })
+  const consents = `/admin/oauth2/auth/sessions/consent?subject=${lister.id}`
+  await ask(hydra, 'list_consent_sessions', 'GET', ory.hydraAdmin(consents))
+  // Two consent sessions, one a page: Hydra v2.3.0 links no next page (its handler passes the page and
+  // the page size to the Link header the wrong way round), only first and prev.
+  await ask(hydra, 'list_consent_sessions_first_page', 'GET', ory.hydraAdmin(`${consents}&page_size=1`))
+  await ask(hydra, 'list_consent_sessions_none', 'GET', ory.hydraAdmin(`/admin/oauth2/auth/sessions/consent?subject=${crypto.randomUUID()}`))
+  const firstClients = await ask(hydra, 'list_clients_first_page', 'GET', ory.hydraAdmin('/admin/clients?page_size=1'))
+  await ask(hydra, 'list_clients_next_page', 'GET', ory.hydraAdmin(`/admin/clients?page_size=1&page_token=${nextToken(firstClients)}`))
+
   // ---- Kratos ---------------------------------------------------------------------------------------
   const session = await ory.apiLogin(identity.email, identity.password)
   sanitize.secret(session.session_token)
@@ -109,18 +141,21 @@ if (binaries !== undefined) {
   await ask(kratos, 'health_alive', 'GET', ory.kratosAdmin('/admin/health/alive'))
   await ask(kratos, 'health_ready', 'GET', ory.kratosAdmin('/admin/health/ready'))
   await ask(kratos, 'public_port_health_ready', 'GET', ory.kratosPublic('/health/ready'))
+  const firstIdentities = await ask(kratos, 'list_identities_first_page', 'GET', ory.kratosAdmin('/admin/identities?page_size=1'))
+  await ask(kratos, 'list_identities_next_page', 'GET', ory.kratosAdmin(`/admin/identities?page_size=1&page_token=${nextToken(firstIdentities)}`))
+  await ask(kratos, 'list_identities_count', 'GET', ory.kratosAdmin('/admin/identities?page=0&per_page=1'))
 
   const fresh: Record<string, RecordedFile> = {
     hydra: {
       hydra_version: ORY_VERSIONS.hydra,
       kratos_version: ORY_VERSIONS.kratos,
-      description: 'Ory Hydra as the relay meets it: the public discovery, keys and back-channel logout; the admin login requests and revocations; what a wrong path prefix and its public port answer on an admin path.',
+      description: 'Ory Hydra as the relay meets it: the public discovery, keys and back-channel logout; the admin login requests and revocations; the listings of consent sessions and clients, page by page; what a wrong path prefix and its public port answer on an admin path.',
       exchanges: hydra
     },
     kratos: {
       hydra_version: ORY_VERSIONS.hydra,
       kratos_version: ORY_VERSIONS.kratos,
-      description: 'Ory Kratos as the relay meets it: the login web hook it sends; the admin revocation of an identity\'s sessions; what a wrong path prefix and its public port answer.',
+      description: 'Ory Kratos as the relay meets it: the login web hook it sends; the admin revocation of an identity\'s sessions; the listing of identities, page by page and counted; what a wrong path prefix and its public port answer.',
       exchanges: kratos
     }
   }

@@ -1,4 +1,6 @@
 import { Redis } from 'ioredis'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { formatCheck, maskSecret, runDoctor, weakKeyReason, type CheckResult, type DoctorOptions, type DoctorReport } from '../../src/ops/doctor.js'
 import { HydraDouble } from '../doubles/hydra.js'
@@ -11,7 +13,8 @@ const HOOK_KEY = '1884aa8eae42519bcdd21ec208aac38583252c4334a87445a869e5859c3202
 const ADMIN_KEY = 'O7H0rP3IaVr/7tnVbkzNLzkXDyPbl9ZJ'
 const REDIS_PASSWORD = 'redis-pw-6f3b9c1d2e'
 
-const CHECKS = ['configuration', 'redis', 'redis persistence', 'redis eviction', 'issuer', 'issuer keys', 'kratos admin', 'hydra admin', 'login hook keys', 'admin keys']
+const CHECKS = ['configuration', 'redis', 'redis persistence', 'redis eviction', 'issuer', 'issuer keys', 'kratos admin', 'hydra admin', 'hydra clients', 'login hook keys', 'admin keys']
+const RELAY = 'http://relay.test:8080'
 
 /** A Redis as a queue's should be: AOF on; password protected, so that the test can see it is never printed. */
 const durable = await spawnRedis({ appendOnly: true })
@@ -39,6 +42,9 @@ async function setup (t: Test, hydraOptions: { token?: string } = {}): Promise<S
   const kratos = await new KratosDouble().listen()
   t.teardown(async () => { await hydra.close(); await kratos.close() })
   checkContracts(t, hydra, kratos)
+  // The clients of OIDC_AUDIENCES, with the relay as their back-channel logout URI.
+  hydra.clients.clear()
+  for (const id of ['app-a', 'app-b']) hydra.addClient(id, { backchannel_logout_uri: `${RELAY}/backchannel-logout` })
   const env = {
     OIDC_ISSUER: hydra.issuer,
     OIDC_AUDIENCES: 'app-a,app-b',
@@ -56,7 +62,7 @@ async function setup (t: Test, hydraOptions: { token?: string } = {}): Promise<S
     env,
     async run (overrides = {}, options = {}) {
       const streamed: CheckResult[] = []
-      const report = await runDoctor({ env: { ...env, ...overrides }, relayUrl: 'http://relay.test:8080', onResult: (result) => streamed.push(result), ...options })
+      const report = await runDoctor({ env: { ...env, ...overrides }, relayUrl: RELAY, onResult: (result) => streamed.push(result), ...options })
       t.same(streamed, report.checks, 'each check is told as it is known, in report order')
       const output = [...report.checks.map(formatCheck), report.setup ?? ''].join('\n')
       return { ...report, byName: new Map(report.checks.map((check) => [check.name, check])), output }
@@ -245,22 +251,30 @@ t.test('kratos and hydra admin: not ready or not answering fails', async (t) => 
   t.match(slow.byName.get('kratos admin')?.message, /does not answer \(no answer within 300 ms\)/)
 })
 
+/** A server on a free port that answers each request as `answer` says, and keeps the paths asked for. */
+async function serve (t: Test, answer: (path: string) => { status: number, contentType: string, body: string }): Promise<{ url: string, asked: string[] }> {
+  const asked: string[] = []
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    asked.push(path)
+    const { status, contentType, body } = answer(path)
+    res.writeHead(status, { 'content-type': contentType }).end(body)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, asked }
+}
+
 t.test('kratos admin: /admin/health/ready where /health/ready is not served', async (t) => {
   const { run } = await setup(t)
-  const asked: string[] = []
   // A Kratos behind a proxy that passes /admin/ only.
-  const proxied: typeof fetch = async (input, init) => {
-    const url = String(input)
-    if (!url.startsWith('http://kratos.test')) return await fetch(input, init)
-    const { pathname } = new URL(url)
-    asked.push(pathname)
-    if (pathname === '/admin/identities') return Response.json([])
-    return new Response('{}', { status: url.endsWith('/admin/health/ready') ? 200 : 404 })
-  }
-  const report = await run({ KRATOS_ADMIN_URL: 'http://kratos.test' }, { fetch: proxied })
-  t.same(asked, ['/health/ready', '/admin/health/ready', '/admin/identities'])
+  const proxied = await serve(t, (path) => path === '/admin/identities'
+    ? { status: 200, contentType: 'application/json', body: '[]' }
+    : { status: path === '/admin/health/ready' ? 200 : 404, contentType: 'application/json', body: '{}' })
+  const report = await run({ KRATOS_ADMIN_URL: proxied.url })
+  t.same(proxied.asked, ['/health/ready', '/admin/health/ready', '/admin/identities'])
   t.equal(report.byName.get('kratos admin')?.status, 'pass')
-  t.match(report.byName.get('kratos admin')?.message, "http://kratos.test/admin/health/ready answers 200, and http://kratos.test answers Kratos' admin API (GET /admin/identities)")
+  t.match(report.byName.get('kratos admin')?.message, `${proxied.url}/admin/health/ready answers 200, and ${proxied.url} answers Kratos' admin API (GET /admin/identities)`)
 })
 
 t.test('an admin URL with a path prefix too many, or the public port, fails, naming the check and the fix', async (t) => {
@@ -300,12 +314,8 @@ t.test('an admin API that refuses the token, or answers something else with 200,
   t.match(refused.byName.get('hydra admin')?.message, /answered 401: Hydra's admin API refuses the relay/)
   t.match(refused.byName.get('hydra admin')?.fix, /HYDRA_ADMIN_TOKEN/)
 
-  const ui: typeof fetch = async (input, init) => {
-    const url = String(input)
-    if (!url.startsWith('http://ui.test')) return await fetch(input, init)
-    return new Response('<html>login</html>', { status: 200, headers: { 'content-type': 'text/html' } })
-  }
-  const html = await run({ KRATOS_ADMIN_URL: 'http://ui.test' }, { fetch: ui })
+  const ui = await serve(t, () => ({ status: 200, contentType: 'text/html', body: '<html>login</html>' }))
+  const html = await run({ KRATOS_ADMIN_URL: ui.url })
   t.equal(html.byName.get('kratos admin')?.status, 'fail')
   t.match(html.byName.get('kratos admin')?.message, /answered 200 but not with the JSON list Kratos' admin API gives/)
 })
@@ -352,4 +362,74 @@ t.test('what makes a key guessable', async (t) => {
     t.not(weakKeyReason(key), undefined, key)
   }
   t.equal(maskSecret('abcdefghijklmnop'), 'abcd…')
+})
+
+/** The `curl -X PATCH …` a detail line of the clients check gives, sent as curl would send it. */
+async function runPatch (line: string, token?: string): Promise<number> {
+  const match = /curl -X PATCH '([^']+)' -H 'Content-Type: application\/json'( -H "Authorization: Bearer \$HYDRA_ADMIN_TOKEN")? -d '([^']+)'$/.exec(line.trim())
+  if (match === null) throw new Error(`not the patch command: ${line}`)
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...(match[2] !== undefined && token !== undefined ? { authorization: `Bearer ${token}` } : {}) }
+  const response = await fetch(match[1] ?? '', { method: 'PATCH', headers, body: match[3] ?? '' })
+  await response.arrayBuffer()
+  return response.status
+}
+
+t.test('hydra clients: each client that logs users in and does not send its logouts to the relay, with the JSON Patch that fixes it', async (t) => {
+  const { hydra, run } = await setup(t)
+  const fine = await run()
+  t.equal(fine.byName.get('hydra clients')?.status, 'pass')
+  t.equal(fine.byName.get('hydra clients')?.message, `2 clients send back-channel logouts to ${RELAY}/backchannel-logout`)
+
+  hydra.addClient('app-c', { backchannel_logout_uri: '' })
+  hydra.addClient('machine', { grant_types: ['client_credentials'], backchannel_logout_uri: '' })
+  const warned = await run({ OIDC_AUDIENCES: undefined })
+  const clients = warned.byName.get('hydra clients')
+  t.equal(clients?.status, 'warn', 'a client without a back-channel logout URI may be intended')
+  t.equal(warned.exitCode, 2)
+  t.match(clients?.message, `1 of 3 clients do not send their back-channel logouts to ${RELAY}/backchannel-logout (--relay-url)`)
+  t.match(clients?.message, '1 client that logs nobody in left out')
+  t.same(clients?.details?.[0], '! app-c: has no backchannel_logout_uri: logouts through it never reach Kratos, unless that is intended')
+  const command = clients?.details?.[1] ?? ''
+  t.equal(command.trim(), `curl -X PATCH '${hydra.url}/admin/clients/app-c' -H 'Content-Type: application/json' -d '[{"op":"add","path":"/backchannel_logout_uri","value":"${RELAY}/backchannel-logout"},{"op":"add","path":"/backchannel_logout_session_required","value":true}]'`)
+  t.match(formatCheck(clients as CheckResult), /^✖ hydra clients: warning: .*\n {4}! app-c: has no backchannel_logout_uri.*\n {6}curl -X PATCH /)
+
+  t.equal(await runPatch(command), 200, 'the command works as printed')
+  t.equal(hydra.clients.get('app-c')?.['backchannel_logout_uri'], `${RELAY}/backchannel-logout`)
+  t.equal((await run({ OIDC_AUDIENCES: undefined })).byName.get('hydra clients')?.status, 'pass', 'and then the check passes')
+})
+
+t.test('hydra clients: with OIDC_AUDIENCES, its clients must send to the relay and exist; a client outside it must not send to the relay', async (t) => {
+  const { hydra, run } = await setup(t)
+  hydra.addClient('app-b', { backchannel_logout_uri: 'http://old-relay:8080/backchannel-logout' })
+  hydra.addClient('app-d', { backchannel_logout_uri: `${RELAY}/backchannel-logout` })
+  hydra.addClient('app-e', { backchannel_logout_uri: 'https://app-e.example/logout' })
+  const report = await run({ OIDC_AUDIENCES: 'app-a,app-b,app-z' })
+  const clients = report.byName.get('hydra clients')
+  t.equal(clients?.status, 'fail')
+  t.equal(report.exitCode, 1)
+  const lines = (clients?.details ?? []).filter((line) => /^[✖!] /.test(line))
+  t.same(lines, [
+    `✖ app-b: sends its back-channel logouts to http://old-relay:8080/backchannel-logout, not ${RELAY}/backchannel-logout (OIDC_AUDIENCES names it): its logouts never reach Kratos`,
+    '✖ app-d: sends its back-channel logouts to the relay, which refuses them: it is not in OIDC_AUDIENCES',
+    `! app-e: sends its back-channel logouts to https://app-e.example/logout, not ${RELAY}/backchannel-logout: logouts through it never reach Kratos, unless that is intended; if not, run this and add it to OIDC_AUDIENCES:`,
+    '✖ app-z: in OIDC_AUDIENCES, but Hydra has no such client'
+  ])
+})
+
+t.test('hydra clients: every page of clients, through the admin token; none when Hydra\'s admin API fails', async (t) => {
+  const { hydra, run } = await setup(t, { token: 'hydra-admin-token' })
+  for (let i = 0; i < 600; i++) hydra.addClient(`bulk-${String(i).padStart(3, '0')}`, { backchannel_logout_uri: `${RELAY}/backchannel-logout` })
+  hydra.addClient('zz-last', { backchannel_logout_uri: '' })
+  const report = await run({ HYDRA_ADMIN_TOKEN: 'hydra-admin-token', OIDC_AUDIENCES: undefined })
+  const clients = report.byName.get('hydra clients')
+  t.match(clients?.details?.[0], /^! zz-last: /, 'found on the second page')
+  t.same(hydra.callsOf('listOAuth2Clients').filter((call) => call.query.get('page_size') === '500').map((call) => call.authorization), ['Bearer hydra-admin-token', 'Bearer hydra-admin-token'])
+  t.match(clients?.details?.[1], '-H "Authorization: Bearer $HYDRA_ADMIN_TOKEN"', 'the command names the token, never shows it')
+  t.equal(await runPatch(clients?.details?.[1] ?? '', 'hydra-admin-token'), 200)
+  t.notMatch(report.output, 'hydra-admin-token')
+
+  hydra.fail('isReady', { status: 503, times: 1 })
+  const down = await run({ HYDRA_ADMIN_TOKEN: 'hydra-admin-token' })
+  t.equal(down.byName.get('hydra admin')?.status, 'fail')
+  t.notOk(down.byName.has('hydra clients'), 'not listed while the admin API fails')
 })
