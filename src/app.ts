@@ -37,7 +37,7 @@ export interface AppDeps {
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const log = deps.logger ?? createLogger(config.logLevel)
   const clock = deps.clock ?? Date.now
-  const stores = await openStores({ redis: config.redis, index: config.index, log, clock, connectTimeoutMs: deps.redisConnectTimeoutMs ?? 5000 })
+  const stores = await openStores({ redis: config.redis, index: config.index, audit: config.audit, log, clock, connectTimeoutMs: deps.redisConnectTimeoutMs ?? 5000 })
   const admin = { timeoutMs: config.upstreamTimeoutMs }
   const kratos = deps.kratos ?? createKratosAdmin({ ...admin, adminUrl: config.kratos.adminUrl, token: config.kratos.adminToken })
   const hydra = deps.hydra ?? createHydraAdmin({ ...admin, adminUrl: config.hydra.adminUrl, token: config.hydra.adminToken })
