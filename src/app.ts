@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import { createHttpServer } from './http/server.js'
+import { createAuditLog } from './ops/audit-log.js'
 import { createLogger } from './ops/logger.js'
 import { createMetrics } from './ops/metrics.js'
 import { createHydraAdmin, createKratosAdmin, type HydraAdmin, type KratosAdmin } from './ory/admin.js'
@@ -50,7 +51,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     ...config.revocation,
     ...(deps.pollIntervalMs !== undefined ? { pollIntervalMs: deps.pollIntervalMs } : {}),
     clock,
-    onOutcome: (outcome, job) => metrics.revocation(outcome, job.target.kind)
+    onOutcome: (outcome, job) => {
+      metrics.revocation(outcome, job.target.kind)
+      if (job.cause?.kind === 'operator-retry') metrics.operatorRetried(outcome, job.cause.via)
+    },
+    onRecord: createAuditLog(log)
   })
   const retention = new DeadLetterRetention({ queue: stores.queue, ...config.deadLetters, log: log.child({ module: 'dead-letters' }), clock })
   const verify = createLogoutTokenVerifier({
@@ -58,7 +63,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     keys: createIssuerKeys({ issuer: config.oidc.issuer, jwksUrl: config.oidc.jwksUrl, timeoutMs: config.upstreamTimeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }),
     now: clock
   })
-  const usecases = createUseCases({ ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc, clock })
+  const usecases = createUseCases({ ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc, deadLetterRetention: config.deadLetters, clock })
 
   let closing = false
   const app = await createHttpServer({
