@@ -30,31 +30,41 @@ function logAt (level: string): Array<Record<string, unknown>> {
   return lines.map((line) => JSON.parse(line) as Record<string, unknown>)
 }
 
-t.test('one info line per finished revocation, marked for audit, with the record as the admin API shows it', async (t) => {
+t.test('one info line per finished revocation, marked for audit, with the record: its cause, identity, sid, times and failed attempts', async (t) => {
   const [line, ...more] = logAt('info')
   t.same(more, [])
-  t.match(line, {
+  t.same(line, {
     level: 30,
+    time: line?.['time'],
     service: 'logout-relay',
     audit: true,
     event: 'revocation',
-    msg: 'revocation finished',
-    id: '1764670000000-0',
-    job_id: record.job.id,
-    outcome: 'succeeded',
-    kind: 'kratos-sessions',
-    identity_id: identityId,
-    sid: 'sid-1',
-    cause: { kind: 'operator-retry', via: 'admin-api', key_fingerprint: '3f9a0c1d2e4b5a69', original: { kind: 'backchannel-logout', client_id: 'app-a', jti: 'jti-1' } },
-    requested_at: '2025-12-02T09:50:00.000Z',
-    retried_at: '2025-12-02T10:05:00.000Z',
-    finished_at: '2025-12-02T10:06:40.000Z',
-    attempts: 2,
-    history: [
-      { at: '2025-12-02T10:05:50.000Z', outcome: 'failed', kind: 'transient', status: 503, error: 'kratos DELETE /admin/identities/{id}/sessions: HTTP 503' },
-      { at: '2025-12-02T10:06:40.000Z', outcome: 'succeeded' }
-    ]
+    revocation: {
+      id: '1764670000000-0',
+      job_id: record.job.id,
+      outcome: 'succeeded',
+      kind: 'kratos-sessions',
+      identity_id: identityId,
+      sid: 'sid-1',
+      cause: { kind: 'operator-retry', via: 'admin-api', key_fingerprint: '3f9a0c1d2e4b5a69', original: { kind: 'backchannel-logout', client_id: 'app-a', jti: 'jti-1' } },
+      requested_at: 1764669000000,
+      retried_at: 1764669900000,
+      finished_at: 1764670000000,
+      attempts: 2,
+      failures: [{ at: 1764669950000, kind: 'transient', status: 503, error: 'kratos DELETE /admin/identities/{id}/sessions: HTTP 503' }]
+    },
+    msg: 'revocation finished'
   })
+})
+
+t.test('a revocation done at its first attempt has no failures to list', async (t) => {
+  const lines: string[] = []
+  const first: RevocationRecord = { ...record, job: { ...record.job, cause: { kind: 'late-login-hook' } }, attempts: 1, history: [{ at: record.at, outcome: 'succeeded' }] }
+  createAuditLog(createLogger('info', captureLines(lines)))(first)
+  const { revocation } = JSON.parse(lines[0] ?? '{}') as { revocation: Record<string, unknown> }
+  t.equal(revocation['failures'], undefined)
+  t.same(revocation['cause'], { kind: 'late-login-hook' })
+  t.equal(revocation['attempts'], 1)
 })
 
 t.test('written at info whatever LOG_LEVEL says, except silent', async (t) => {

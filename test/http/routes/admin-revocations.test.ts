@@ -91,7 +91,9 @@ t.test('an identity\'s revocations, newest first, whatever asked for them; one a
   for (const line of lines) {
     t.match(line, { level: 30, audit: true, event: 'revocation', msg: 'revocation finished', service: 'logout-relay' })
   }
-  t.ok(lines.some((line) => (line['cause'] as { jti?: string } | null)?.jti === first.jti), 'the token is named by its jti')
+  t.ok(lines.some((line) => (line['revocation'] as { cause: { jti?: string } | null }).cause?.jti === first.jti), 'the token is named by its jti')
+  const ids = new Set(revocations.map((record) => record.id))
+  t.ok(lines.every((line) => ids.has((line['revocation'] as { id: string }).id)), 'each line is a record of the trail, by its id')
   const logged = relay.logs.join('\n')
   for (const secret of [...tokens, ADMIN_KEY, HOOK_KEY]) t.notOk(logged.includes(secret), `no ${secret.slice(0, 10)}… in the logs`)
   for (const token of tokens) t.notOk(logged.includes(token.split('.')[2] ?? ''), 'nor a token\'s signature')
