@@ -76,8 +76,7 @@ end
 local function audit_add (stream, index, record, b)
   local id = redis.call('XADD', stream, '*', 'r', record)
   if index then
-    redis.call('LPUSH', index, id)
-    redis.call('LTRIM', index, 0, b[3] - 1)
+    if redis.call('LPUSH', index, id) > tonumber(b[3]) then redis.call('LTRIM', index, 0, b[3] - 1) end
     redis.call('PEXPIRE', index, b[2])
   end
   return id

@@ -313,23 +313,23 @@ return out`
     keys: 'variable',
     // KEYS: active, jobs, leases, attempts, history (hash id → JSON array of failed attempts), the audit
     // log, then the audit index of each job that names an identity. ARGV: now, the three audit bounds,
-    // then per job: id, lease, the position in KEYS of its audit index ('0': none). Each job still held
-    // under its lease is done: every trace of it goes, and its record joins the audit trail. Returns,
-    // per job done: its id, its record's id, its history before this attempt ('' when none).
+    // then per job: id, lease, attempts, the position in KEYS of its audit index ('0': none). Each job
+    // still held under its lease is done: every trace of it goes, and its record joins the audit trail.
+    // Returns, per job done: its id, its record's id, its history before this attempt ('' when none).
     lua: AUDIT_LUA + `
 local b = { ARGV[2], ARGV[3], ARGV[4] }
 local out = {}
-for i = 5, #ARGV, 3 do
+for i = 5, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[3], id) == ARGV[i + 1] then
     local job = redis.call('HGET', KEYS[2], id)
-    local history = redis.call('HGET', KEYS[5], id)
+    -- A failed attempt is always followed by another claim: a first attempt has no history.
+    local history = ARGV[i + 2] ~= '1' and redis.call('HGET', KEYS[5], id)
     local record = ''
     if job then
-      local index = tonumber(ARGV[i + 2])
-      local attempts = redis.call('HGET', KEYS[4], id) or '1'
+      local index = tonumber(ARGV[i + 3])
       local done = history_add(history, '{"at":' .. ARGV[1] .. ',"outcome":"succeeded"}')
-      record = audit_add(KEYS[6], index > 0 and KEYS[index] or nil, record_json(job, 'succeeded', ARGV[1], attempts, done), b)
+      record = audit_add(KEYS[6], index > 0 and KEYS[index] or nil, record_json(job, 'succeeded', ARGV[1], ARGV[i + 2], done), b)
     end
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
@@ -537,10 +537,10 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
       const now = clock()
       const scriptKeys = [k.active, k.jobs, k.leases, k.attempts, k.history, trail.log]
       const args: Array<string | number> = [now, ...auditArgs(audit)]
-      for (const { job, lease } of claims) {
+      for (const { job, lease, attempts } of claims) {
         const identityId = jobIdentity(job)
         if (identityId !== undefined) scriptKeys.push(trail.identity(identityId))
-        args.push(job.id, lease, identityId !== undefined ? scriptKeys.length : 0)
+        args.push(job.id, lease, attempts, identityId !== undefined ? scriptKeys.length : 0)
       }
       const done = await run('relayComplete', scriptKeys, args) as string[]
       // The script answers in the order of the claims, for those it completed.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import type { AttemptFailure, AuditBounds } from '../../src/store/audit-record.js'
+import { AUDIT_PER_IDENTITY, auditKeys, type AttemptFailure, type AuditBounds } from '../../src/store/audit-record.js'
 import { createMemoryAuditTrail, createRedisAuditTrail } from '../../src/store/audit-trail.js'
 import { createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob } from '../../src/store/revocation-queue.js'
 import { backends } from '../helpers/backends.js'
@@ -17,7 +17,7 @@ for (const backend of await backends(t)) {
       return { queue: createMemoryRevocationQueue(now, audit), audit, clock }
     }
     const keys = backend.keys()
-    return { queue: createRedisRevocationQueue(backend.redis, keys, now, bounds), audit: createRedisAuditTrail(backend.redis, keys), clock }
+    return { queue: createRedisRevocationQueue(backend.redis, keys, now, bounds), audit: createRedisAuditTrail(backend.redis, keys), clock, indexKey: auditKeys(keys).identity }
   }
   /** Queues one job and claims it. */
   const start = async (queue: ReturnType<typeof make>['queue'], job: NewJob) => {
@@ -98,6 +98,19 @@ for (const backend of await backends(t)) {
     const recent = await audit.since(0, 10)
     t.same(recent.map((record) => record.job.target.kind === 'kratos-sessions' ? record.job.target.identityId : ''), identities.slice(2).reverse())
     t.same(await audit.ofIdentity(identities[0]!, 10), [], 'an identity whose record went has none')
+  })
+
+  t.test(`${backend.name}: an identity keeps the ids of its newest ${AUDIT_PER_IDENTITY} records`, async (t) => {
+    const made = make({ maxAgeMs: 3_600_000, maxEntries: 10_000 })
+    const { queue, audit } = made
+    const identityId = randomUUID()
+    const count = AUDIT_PER_IDENTITY + 5
+    await queue.enqueue(Array.from({ length: count }, () => ({ target: { kind: 'kratos-sessions' as const, identityId } })), 60)
+    for (let claims = await queue.claim(200, 10_000); claims.length > 0; claims = await queue.claim(200, 10_000)) await queue.completeAll(claims)
+    const records = await audit.ofIdentity(identityId, 5000)
+    t.equal(records.length, AUDIT_PER_IDENTITY)
+    t.equal((await audit.since(0, 5000)).length, count, 'the trail itself keeps every one')
+    if (backend.redis !== undefined && 'indexKey' in made) t.equal(await backend.redis.llen(made.indexKey(identityId)), AUDIT_PER_IDENTITY, 'and the index no more')
   })
 
   t.test(`${backend.name}: the trail keeps records for AUDIT_MAX_AGE; older ones go`, async (t) => {
