@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import { createHttpServer } from './http/server.js'
+import { createAuditLog } from './ops/audit-log.js'
 import { createLogger } from './ops/logger.js'
 import { createMetrics, type Metrics } from './ops/metrics.js'
 import { createHydraAdmin, createKratosAdmin, type AdminClient, type HydraAdmin, type KratosAdmin } from './ory/admin.js'
@@ -41,7 +42,7 @@ export interface AppDeps {
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const log = deps.logger ?? createLogger(config.logLevel)
   const clock = deps.clock ?? Date.now
-  const stores = await openStores({ redis: config.redis, index: config.index, log, clock, connectTimeoutMs: deps.redisConnectTimeoutMs ?? 5000 })
+  const stores = await openStores({ redis: config.redis, index: config.index, audit: config.audit, log, clock, connectTimeoutMs: deps.redisConnectTimeoutMs ?? 5000 })
   const admin = { timeoutMs: config.upstreamTimeoutMs, proxy: config.proxy }
   const kratos = deps.kratos ?? createKratosAdmin({ ...admin, adminUrl: config.kratos.adminUrl, token: config.kratos.adminToken })
   const hydra = deps.hydra ?? createHydraAdmin({ ...admin, adminUrl: config.hydra.adminUrl, token: config.hydra.adminToken })
@@ -60,7 +61,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     ...config.revocation,
     ...(deps.pollIntervalMs !== undefined ? { pollIntervalMs: deps.pollIntervalMs } : {}),
     clock,
-    onOutcome: (outcome, job, status) => metrics.revocation(outcome, job.target.kind, status)
+    onOutcome: (outcome, job, status) => {
+      metrics.revocation(outcome, job.target.kind, status)
+      if (job.cause?.kind === 'operator-retry') metrics.operatorRetried(outcome, job.cause.via)
+    },
+    onRecord: createAuditLog(log)
   })
   const retention = new DeadLetterRetention({ queue: stores.queue, ...config.deadLetters, log: log.child({ module: 'dead-letters' }), clock })
   const issuerHttp = createOutboundFetch({ proxy: config.proxy })
@@ -70,7 +75,15 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     now: clock
   })
   const usecases = createUseCases({
-    ...stores, verify, hydra, onEnqueued: () => worker.notify(), tokens: config.oidc, revocation: config.revocation, credentialChange: config.credentialChange, clock
+    ...stores,
+    verify,
+    hydra,
+    onEnqueued: () => worker.notify(),
+    tokens: config.oidc,
+    revocation: config.revocation,
+    credentialChange: config.credentialChange,
+    deadLetterRetention: config.deadLetters,
+    clock
   })
 
   let closing = false

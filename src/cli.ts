@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { formatCheck, runDoctor } from './ops/doctor.js'
+import { UsageError, auditCommand, deadLettersCommand, type CommandIo } from './ops/operator-commands.js'
 
 const USAGE = `usage: logout-relay <command>
 
@@ -11,8 +12,23 @@ commands:
                              --relay-url: the relay as Hydra and Kratos reach it (default http://logout-relay:PORT)
   index backfill [options]   fill the sid index for logins made before the relay was installed
                              (index backfill --help for its options)
+  dead-letters list [--limit N]
+                             the revocations given up on, oldest first: what each was for, why and when
+                             it failed, and when its retention (DEAD_LETTER_MAX_AGE, _COUNT) removes it
+  dead-letters retry <id>|--all
+                             send dead letters back to the queue, their attempts afresh, recorded as an
+                             operator's retry
+  dead-letters drop <id>|--all --yes
+                             remove dead letters for good: their revocations never happen
+  audit --identity <id> [--since D] [--limit N]
+  audit --since D [--limit N]
+                             finished revocations from the audit trail, newest first: an identity's, or
+                             every one of the last D (30m, 1h, 2d); --limit: at most N (default 100)
   help                       this text
 
+dead-letters and audit read the service's environment (REDIS_URL…), print a table on a terminal and
+JSON lines otherwise (--json or --table to choose), and exit 0 when done, 1 when they cannot be
+done (an unknown id, Redis unreachable), 64 for a wrong command line, 78 for an invalid configuration.
 doctor exits 0 when every check passes, 1 when one fails, 2 when none fails but one warns,
 78 when the configuration is invalid.
 `
@@ -42,6 +58,9 @@ async function main (argv: string[]): Promise<number> {
       return await doctor(rest)
     case 'index':
       return await index(rest)
+    case 'dead-letters':
+    case 'audit':
+      return await operator(command, rest)
     case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return 0
@@ -95,6 +114,23 @@ async function index (args: string[]): Promise<number> {
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
   return await runIndexCommand(args, { env: process.env, stdout: process.stdout, stderr: process.stderr, signal: interrupt.signal })
+}
+
+/** `dead-letters` and `audit`, with this process's environment and output. */
+async function operator (command: 'dead-letters' | 'audit', args: string[]): Promise<number> {
+  const io: CommandIo = {
+    env: process.env,
+    out: (line) => { if (!stdoutClosed) process.stdout.write(`${line}\n`) },
+    err: (line) => { process.stderr.write(`logout-relay ${command}: ${line}\n`) },
+    isTTY: process.stdout.isTTY === true
+  }
+  try {
+    return await (command === 'audit' ? auditCommand(args, io) : deadLettersCommand(args, io))
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`logout-relay ${command}: ${err.message}\n\n${USAGE}`)
+    return EX_USAGE
+  }
 }
 
 main(process.argv.slice(2)).then((code) => {

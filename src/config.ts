@@ -147,6 +147,8 @@ const variables = {
   REVOCATION_LEASE: integer(30_000, 1000, 3_600_000),
   DEAD_LETTER_MAX_AGE: integer(2_592_000, 60),
   DEAD_LETTER_MAX_COUNT: integer(10_000, 1, 10_000_000),
+  AUDIT_MAX_AGE: integer(2_592_000, 60),
+  AUDIT_MAX_ENTRIES: integer(100_000, 1, 100_000_000),
 
   HOOK_RATE_LIMIT: integer(1000, 1),
   HOOK_RATE_WINDOW: integer(1, 1, 3600),
@@ -235,6 +237,10 @@ const envSchema = z.object(variables).superRefine((env, ctx) => {
   deadLetters: {
     maxAgeMs: env.DEAD_LETTER_MAX_AGE * 1000,
     maxCount: env.DEAD_LETTER_MAX_COUNT
+  },
+  audit: {
+    maxAgeMs: env.AUDIT_MAX_AGE * 1000,
+    maxEntries: env.AUDIT_MAX_ENTRIES
   }
 }))
 

@@ -13,6 +13,8 @@ export const ERRORS = {
   ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'invalid_request' },
   /** No such route. */
   ERR_NOT_FOUND: { status: 404, error: 'not_found' },
+  /** No dead letter has the id: retried or dropped already, removed by its retention, or never one. */
+  ERR_DEAD_LETTER_NOT_FOUND: { status: 404, error: 'not_found' },
   /** The logout token failed a validation rule of OIDC BCL §2.6. */
   ERR_LOGOUT_TOKEN_INVALID: { status: 400, error: 'invalid_request' },
   /** The logout token's `jti` was already accepted (OIDC BCL §2.6 step 6). */

@@ -35,6 +35,7 @@ t.test('defaults serve a local Hydra and Kratos', async (t) => {
   t.same(config.loginHook.apiKeys, [])
   t.equal(config.revocation.maxAttempts, 20)
   t.equal(config.credentialChange.revokeConsents, false)
+  t.same(config.audit, { maxAgeMs: 2_592_000_000, maxEntries: 100_000 })
 })
 
 t.test('reads every documented variable', async (t) => {
@@ -58,7 +59,9 @@ t.test('reads every documented variable', async (t) => {
     HYDRA_ADMIN_TOKEN: 'ory_pat_y',
     LOGIN_HOOK_API_KEYS: 'k1-0123456789abcdef,k2-0123456789abcdef',
     REVOCATION_MAX_ATTEMPTS: '7',
-    CREDENTIAL_CHANGE_REVOKE_CONSENTS: 'true'
+    CREDENTIAL_CHANGE_REVOKE_CONSENTS: 'true',
+    AUDIT_MAX_AGE: '86400',
+    AUDIT_MAX_ENTRIES: '5000'
   })
   t.equal(config.http.port, 9000)
   t.same(config.oidc.audiences, ['app-a', 'app-b'])
@@ -70,6 +73,7 @@ t.test('reads every documented variable', async (t) => {
   t.equal(config.revocation.maxAttempts, 7)
   t.equal(config.index.sidTtlSeconds, 3600)
   t.equal(config.credentialChange.revokeConsents, true)
+  t.same(config.audit, { maxAgeMs: 86_400_000, maxEntries: 5000 })
 })
 
 t.test('every problem is reported at once', async (t) => {
@@ -93,6 +97,12 @@ t.test('every problem is reported at once', async (t) => {
   t.equal(found.filter((problem) => problem.startsWith('OIDC_ALGORITHMS')).length, 2, 'HS256 and none, each named')
   t.match(found.join('\n'), /"HS256" is not allowed/)
   t.notMatch(found.join('\n'), /tiny-key/, 'the key itself is never printed')
+})
+
+t.test('the audit trail\'s bounds are whole numbers: an age of a minute or more, at least one entry', async (t) => {
+  for (const [name, value] of [['AUDIT_MAX_AGE', '59'], ['AUDIT_MAX_AGE', '1h'], ['AUDIT_MAX_ENTRIES', '0'], ['AUDIT_MAX_ENTRIES', '2.5']] as const) {
+    t.match(problems({ [name]: value }), [new RegExp(`^${name}: must be a whole number`)], `${name}=${value}`)
+  }
 })
 
 t.test('an API key a Bearer header cannot carry is refused at startup, naming the variable', async (t) => {

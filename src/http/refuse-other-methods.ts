@@ -4,7 +4,7 @@ import { RelayError } from '../errors.js'
 const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
 
 /** Answers 405 with `Allow` to any other method on a single-method route, instead of 404. */
-export function refuseOtherMethods (scope: FastifyInstance, url: string, allow: 'GET' | 'POST' = 'POST'): void {
+export function refuseOtherMethods (scope: FastifyInstance, url: string, allow: 'GET' | 'POST' | 'DELETE' = 'POST'): void {
   scope.route({
     method: METHODS.filter((method) => method !== allow),
     url,

@@ -6,9 +6,12 @@ import type { JobOutcome } from '../revocation/worker.js'
 
 export type LogoutOutcome = 'queued' | 'duplicate' | 'unresolved' | 'already_handled' | 'rejected' | 'unavailable'
 export type HookOutcome = 'indexed' | 'late_logout' | 'conflict' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unknown_challenge' | 'unavailable'
-/** What the admin API did: `queued` (something new queued), `already_queued` (a repeat), `listed`, or why it refused. */
-export type AdminOutcome = 'queued' | 'already_queued' | 'listed' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
-export type AdminAction = 'logout' | 'sessions'
+/**
+ * What the admin API did: `queued` (something new queued), `already_queued` (a repeat), `listed`,
+ * `retried` or `dropped` (a dead letter), or why it refused (`not_found`: no such dead letter).
+ */
+export type AdminOutcome = 'queued' | 'already_queued' | 'listed' | 'retried' | 'dropped' | 'not_found' | 'invalid' | 'unauthorized' | 'not_configured' | 'rate_limited' | 'unavailable'
+export type AdminAction = 'logout' | 'sessions' | 'dead_letters' | 'retry_dead_letter' | 'drop_dead_letter' | 'revocations'
 /**
  * What the credentials hook did: `queued` (something new queued), `already_queued` (a repeat),
  * `nothing_to_do` (no sid indexed, consents not revoked), or why it refused.
@@ -55,7 +58,7 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
   })
   const adminCalls = new Counter({
     name: 'logout_relay_admin_calls_total',
-    help: 'Admin API calls by action (logout, sessions) and outcome.',
+    help: 'Admin API calls by action (logout, sessions, dead_letters, retry_dead_letter, drop_dead_letter, revocations) and outcome.',
     labelNames: ['action', 'outcome'] as const,
     registers: [registry]
   })
@@ -107,6 +110,12 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     help: 'Revocation jobs moved to the dead letters by this process.',
     registers: [registry]
   })
+  const operatorRetried = new Counter({
+    name: 'logout_relay_operator_retried_revocations_total',
+    help: 'Attempts at jobs an operator sent back from the dead letters, by where the retry came from (cli, admin-api) and outcome (succeeded, retried, dead_lettered).',
+    labelNames: ['via', 'outcome'] as const,
+    registers: [registry]
+  })
 
   return {
     registry,
@@ -119,6 +128,10 @@ export function createMetrics (queueCounts: () => Promise<QueueCounts>) {
     },
     adminApiProof (service: AdminService, proof: AdminApiProof) {
       adminApiProven.set({ service }, proof.state === 'proven' ? 1 : 0)
+    },
+    /** An attempt at a job an operator retried, from the command line or the admin API. */
+    operatorRetried (outcome: JobOutcome, via: 'cli' | 'admin-api') {
+      operatorRetried.inc({ via, outcome })
     },
     hook (outcome: HookOutcome) {
       hookCalls.inc({ outcome })

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Clock } from '../clock.js'
-import type { ClaimedJob, Job, RevocationQueue, RevocationTarget } from '../store/revocation-queue.js'
+import type { AttemptFailure } from '../store/audit-record.js'
+import type { ClaimedJob, Job, RevocationQueue, RevocationRecord, RevocationTarget } from '../store/revocation-queue.js'
 import { isRevocationFailure } from './failure.js'
 
 /** What a revocation that happened reports: the upstream's status (204, or 404 for nothing left). */
@@ -32,6 +33,8 @@ export interface RevocationWorkerOptions {
   random?: () => number
   /** Told of each attempt's outcome, with the upstream's status when it answered. */
   onOutcome?: (outcome: JobOutcome, job: Job, status: number | undefined) => void
+  /** Each finished job's audit record, once the queue has written it (done, or dead-lettered). */
+  onRecord?: (record: RevocationRecord) => void
 }
 
 /**
@@ -50,7 +53,7 @@ export function backoffDelay (attempt: number, baseMs: number, maxMs: number, ra
  * `stop()` claims nothing more and waits for the jobs in flight to be settled in the queue.
  */
 export class RevocationWorker {
-  readonly #options: Required<Omit<RevocationWorkerOptions, 'onOutcome'>> & Pick<RevocationWorkerOptions, 'onOutcome'>
+  readonly #options: Required<Omit<RevocationWorkerOptions, 'onOutcome' | 'onRecord'>> & Pick<RevocationWorkerOptions, 'onOutcome' | 'onRecord'>
   readonly #inFlight = new Set<Promise<void>>()
   #running = false
   #loop: Promise<void> | undefined
@@ -159,14 +162,16 @@ export class RevocationWorker {
 
   /**
    * Records a job done. The jobs that finish within one turn of the event loop are completed in a
-   * single call to the queue: under load, one round trip for many jobs.
+   * single call to the queue: under load, one round trip for many jobs (their audit records included).
    */
   async #complete (claimed: ClaimedJob): Promise<void> {
     if (this.#completions === undefined) {
       const claims: ClaimedJob[] = []
       const written = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
         this.#completions = undefined
-        return await this.#options.queue.completeAll(claims)
+        const records = await this.#options.queue.completeAll(claims)
+        for (const record of records) this.#options.onRecord?.(record)
+        return records.length
       })
       this.#completions = { claims, written }
     }
@@ -191,15 +196,23 @@ export class RevocationWorker {
         return
       }
       const message = failure?.message ?? `unexpected error: ${(err as Error).message}`
-      const age = clock() - job.createdAt
+      const attempt: AttemptFailure = {
+        at: clock(),
+        kind: failure?.kind ?? 'unexpected',
+        ...(failure?.status !== undefined ? { status: failure.status } : {}),
+        error: message
+      }
+      // An operator's retry gives a dead letter a new life: its age counts from then.
+      const age = clock() - (job.retriedAt ?? job.createdAt)
       if (attempts >= this.#options.maxAttempts || age >= this.#options.maxAgeMs) {
-        await queue.bury(claimed, message)
+        const record = await queue.bury(claimed, attempt)
         log.error({ ...fields, error: message }, 'revocation failed for good; moved to the dead letters')
+        if (record !== null) this.#options.onRecord?.(record)
         this.#options.onOutcome?.('dead_lettered', job, failure?.status)
         return
       }
       const delay = backoffDelay(attempts, this.#options.backoffBaseMs, this.#options.backoffMaxMs, this.#options.random)
-      await queue.retry(claimed, clock() + delay)
+      await queue.retry(claimed, clock() + delay, attempt)
       if (failure?.kind === 'transient') {
         log.warn({ ...fields, error: message, retryInMs: delay }, 'revocation failed; will retry')
       } else {
@@ -208,7 +221,7 @@ export class RevocationWorker {
       this.#options.onOutcome?.('retried', job, failure?.status)
       return
     }
-    await this.#complete(claimed)
+    await this.#complete(done?.status === undefined ? claimed : { ...claimed, status: done.status })
     log.debug(fields, 'revocation done')
     this.#options.onOutcome?.('succeeded', job, done?.status)
   }

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import { redactUrl } from '../config.js'
@@ -123,25 +124,50 @@ type ScriptCall = (...args: ScriptArg[]) => Promise<unknown>
 /**
  * Registers scripts (`defineCommand`: EVALSHA with a fallback to EVAL) and returns a caller for them.
  * With `buffers`, replies keep their raw bytes (ioredis' `<name>Buffer` variant of each script).
+ *
+ * A script with a variable number of keys is sent as EVALSHA itself (EVAL when Redis does not have it
+ * yet), not as a command of its own: ioredis' auto-pipelining groups a custom command by its first
+ * argument, which would be the key count, so that a Redis Cluster client could batch it with commands
+ * for another node, and the whole batch would fail; EVALSHA it groups by its first key.
  */
 export function defineScripts (client: RedisClient, scripts: readonly LuaScript[]) {
-  const variable = new Set<string>()
+  const variable = new Map<string, { lua: string, sha: string }>()
   for (const script of scripts) {
-    if (script.keys === 'variable') variable.add(script.name)
+    if (script.keys === 'variable') {
+      variable.set(script.name, { lua: script.lua, sha: hash('sha1', script.lua, 'hex') })
+      continue
+    }
     if (script.name in client) continue
-    client.defineCommand(script.name, script.keys === 'variable' ? { lua: script.lua } : { numberOfKeys: script.keys, lua: script.lua })
+    client.defineCommand(script.name, { numberOfKeys: script.keys, lua: script.lua })
   }
   return async (name: string, keys: readonly string[], args: readonly ScriptArg[] = [], { buffers = false } = {}): Promise<unknown> => {
+    const script = variable.get(name)
+    if (script !== undefined) {
+      if (buffers) throw new TypeError(`script ${name}: raw replies only from scripts with a fixed key count`)
+      try {
+        return await client.evalsha(script.sha, keys.length, ...keys, ...args)
+      } catch (err) {
+        if (!isNoScript(err)) throw storeUnavailable(err)
+      }
+      try {
+        return await client.eval(script.lua, keys.length, ...keys, ...args)
+      } catch (err) {
+        throw storeUnavailable(err)
+      }
+    }
     const call = (client as unknown as Record<string, ScriptCall>)[buffers ? `${name}Buffer` : name]
     if (call === undefined) throw new TypeError(`unknown script ${name}`)
     try {
-      return variable.has(name)
-        ? await call.call(client, keys.length, ...keys, ...args)
-        : await call.call(client, ...keys, ...args)
+      return await call.call(client, ...keys, ...args)
     } catch (err) {
       throw storeUnavailable(err)
     }
   }
+}
+
+/** Redis does not hold the script (restarted, flushed, or another node of a cluster): the error's code, its first word. */
+function isNoScript (err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT')
 }
 
 /** Runs a Redis call, turning any failure into `ERR_STORE_UNAVAILABLE`. */

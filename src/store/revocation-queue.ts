@@ -1,5 +1,6 @@
 import { hash, randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.js'
+import { AUDIT_LUA, DEFAULT_AUDIT_BOUNDS, auditArgs, auditKeys, failureJson, type AttemptFailure, type AttemptFailureKind, type AttemptRecord, type AuditBounds } from './audit-record.js'
 import { ExpiringMap } from './expiring-map.js'
 import { storeUnavailable } from '../errors.js'
 import { defineScripts, redisCall, type Keyspace, type LuaScript, type RedisClient } from './redis.js'
@@ -31,6 +32,18 @@ export type JobCause =
    * settings method, when Kratos tells it), or the account was recovered (`method`: code or link).
    */
   | { kind: 'credentials-changed', flow: 'settings' | 'recovery', method?: string }
+  | OperatorRetryCause
+
+/**
+ * An operator sent a dead letter back to the queue: from the command line, or through the admin API
+ * with the key whose fingerprint this is. `original` is what asked for the job in the first place.
+ */
+export type OperatorRetryCause =
+  | { kind: 'operator-retry', via: 'cli', original?: OriginalCause }
+  | { kind: 'operator-retry', via: 'admin-api', keyFingerprint: string, original?: OriginalCause }
+
+/** What first asked for a job: any cause but an operator's retry. */
+export type OriginalCause = Exclude<JobCause, { kind: 'operator-retry' }>
 
 export interface Job {
   id: string
@@ -41,6 +54,10 @@ export interface Job {
   sid?: string
   /** Absent on jobs queued before causes were recorded. */
   cause?: JobCause
+  /** The identity the job acts for, where its target does not name it (a Hydra login session's). */
+  identityId?: string
+  /** When an operator last sent it back from the dead letters (ms since the epoch); its age counts from then. */
+  retriedAt?: number
 }
 
 export interface NewJob {
@@ -53,6 +70,7 @@ export interface NewJob {
    * earlier in the same enqueue, or still remembered by their key.
    */
   after?: string[]
+  identityId?: string
   /** Jobs with the same key within `dedupeTtlSeconds` are one job: the first wins. */
   dedupeKey?: string
   /**
@@ -69,12 +87,54 @@ export interface ClaimedJob {
   attempts: number
   /** Proves this worker still holds the job: complete/retry/bury with a stale lease do nothing. */
   lease: string
+  /** Set by the worker once the attempt succeeded: the upstream's status, for the audit record. */
+  status?: number
 }
 
 export interface DeadJob extends Job {
   attempts: number
   lastError: string
+  /** How the last attempt failed, and the upstream's status if it answered; absent on older dead letters. */
+  lastKind?: AttemptFailureKind
+  lastStatus?: number
   buriedAt: number
+}
+
+/** A page of dead letters, oldest buried first (see {@link RevocationQueue.deadLetterPage}). */
+export interface DeadLetterPage {
+  letters: DeadJob[]
+  /** Dead letters in all. */
+  total: number
+  /** The position of the first letter of the page among all, oldest first (0-based). */
+  offset: number
+}
+
+/** Where a page of dead letters continues: after this letter. */
+export interface DeadLetterCursor {
+  buriedAt: number
+  id: string
+}
+
+/**
+ * A finished revocation, as the audit trail keeps it: the job as it was queued, every attempt that
+ * reported its outcome (an attempt whose worker died leaves none, but is counted in `attempts`), and
+ * how and when it ended.
+ */
+export interface RevocationRecord {
+  /** Its id in the audit trail (the stream entry's, `<ms>-<n>`). */
+  id: string
+  job: Job
+  outcome: 'succeeded' | 'dead_lettered'
+  /** When it completed or was dead-lettered (ms since the epoch). */
+  at: number
+  /** Attempts made (claims), this one included. */
+  attempts: number
+  history: AttemptRecord[]
+}
+
+/** Where the in-memory queue records what finishes (see `createMemoryAuditTrail`); returns the record's id. */
+export interface AuditSink {
+  append: (record: Omit<RevocationRecord, 'id'>) => string
 }
 
 /** What accepting one logout token did (see {@link RevocationQueue.acceptLogout}). */
@@ -135,12 +195,18 @@ export interface RevocationQueue {
   /** Claims up to `limit` due jobs, first taking back jobs whose lease ran out. */
   claim: (limit: number, leaseMs: number) => Promise<ClaimedJob[]>
   complete: (claimed: ClaimedJob) => Promise<boolean>
-  /** Completes several jobs in one step; returns how many were still held under their lease. */
-  completeAll: (claims: readonly ClaimedJob[]) => Promise<number>
-  /** Puts the job back, due at `dueAt` (ms since the epoch). */
-  retry: (claimed: ClaimedJob, dueAt: number) => Promise<boolean>
-  /** Gives the job up: it moves to the dead letters with its last error. */
-  bury: (claimed: ClaimedJob, lastError: string) => Promise<boolean>
+  /**
+   * Completes several jobs in one step, and records each in the audit trail in the same step; returns
+   * the records of those that were still held under their lease.
+   */
+  completeAll: (claims: readonly ClaimedJob[]) => Promise<RevocationRecord[]>
+  /** Puts the job back, due at `dueAt` (ms since the epoch), with the failed attempt in its history. */
+  retry: (claimed: ClaimedJob, dueAt: number, failure?: AttemptFailure) => Promise<boolean>
+  /**
+   * Gives the job up: it moves to the dead letters with its last failure, and its record goes to the
+   * audit trail in the same step. Null when the lease was no longer held.
+   */
+  bury: (claimed: ClaimedJob, failure: AttemptFailure) => Promise<RevocationRecord | null>
   /**
    * Hands a job back, its attempt not counted: at once (an unstarted job at shutdown), or due at
    * `dueAt` (a job held while its admin API is not proven).
@@ -150,6 +216,18 @@ export interface RevocationQueue {
   /** When the next waiting job is due, or null when none waits. */
   nextDueAt: () => Promise<number | null>
   deadLetters: (limit: number) => Promise<DeadJob[]>
+  /** Up to `limit` dead letters, oldest buried first, after `after` when given; one atomic read. */
+  deadLetterPage: (limit: number, after?: DeadLetterCursor) => Promise<DeadLetterPage>
+  /**
+   * Sends a dead letter back to the queue, due now, atomically: its attempts start again from zero,
+   * its age from now, and its cause becomes `cause`, keeping the first cause as `original`. Returns
+   * the job as queued again, or null when no dead letter has this id.
+   */
+  retryDeadLetter: (id: string, cause: OperatorRetryCause) => Promise<Job | null>
+  /** The same for up to `limit` of the dead letters buried at or before `buriedBefore`, oldest first. */
+  retryDeadLetters: (buriedBefore: number, cause: OperatorRetryCause, limit: number) => Promise<Job[]>
+  /** Removes a dead letter for good; returns it, or null when no dead letter has this id. */
+  dropDeadLetter: (id: string) => Promise<DeadJob | null>
   /**
    * Removes the dead letters buried before `buriedBefore` (ms since the epoch), and the oldest beyond
    * `maxCount`; at most `limit` in one call. Returns what it removed.
@@ -166,6 +244,40 @@ export const ENQUEUE_CHUNK = 100
 
 /** How soon a job that still waits for others is looked at again. */
 const WAITING_RECHECK_MS = 250
+
+/**
+ * Lua: sends one dead letter back to the queue (KEYS as in relayRetryDead). The job's JSON keeps
+ * everything but the dead letter's fields; its cause becomes the operator's, with the first cause kept
+ * as `original` (a retry of a retry keeps the first). Returns the new JSON, or nil when `id` is no
+ * dead letter. cjson prints numbers with 14 significant digits: every number in a job is a ms
+ * timestamp (13 digits until the year 2286).
+ */
+const REVIVE_LUA = `
+local function revive (id, now, cause)
+  if not redis.call('ZSCORE', KEYS[1], id) then return nil end
+  redis.call('ZREM', KEYS[1], id)
+  local json = redis.call('HGET', KEYS[3], id)
+  if not json then return nil end
+  local job = cjson.decode(json)
+  local operator = cjson.decode(cause)
+  local original = job.cause
+  if type(original) == 'table' and original.kind == 'operator-retry' then original = original.original end
+  operator.original = original
+  job.cause = operator
+  job.attempts = nil
+  job.lastError = nil
+  job.lastKind = nil
+  job.lastStatus = nil
+  job.buriedAt = nil
+  job.retriedAt = tonumber(now)
+  json = cjson.encode(job)
+  redis.call('HSET', KEYS[3], id, json)
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('ZADD', KEYS[2], now, id)
+  return json
+end
+`
 
 const SCRIPTS: LuaScript[] = [
   {
@@ -280,32 +392,53 @@ return out`
   },
   {
     name: 'relayComplete',
-    keys: 4,
-    // KEYS: active, jobs, leases, attempts. ARGV: id, lease, id, lease, … Each job still held under
-    // its lease is done: every trace of it goes. Returns how many were.
-    lua: `
-local done = 0
-for i = 1, #ARGV, 2 do
+    keys: 'variable',
+    // KEYS: active, jobs, leases, attempts, history (hash id → JSON array of failed attempts), the audit
+    // log, then the audit index of each job that names an identity. ARGV: now, the three audit bounds,
+    // then per job: id, lease, attempts, the position in KEYS of its audit index ('0': none), the
+    // upstream's status ('' unknown). Each job still held under its lease is done: every trace of it
+    // goes, and its record joins the audit trail. Returns, per job done: its id, its record's id, its
+    // history before this attempt ('' when none).
+    lua: AUDIT_LUA + `
+local b = { ARGV[2], ARGV[3], ARGV[4] }
+local out = {}
+for i = 5, #ARGV, 5 do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[3], id) == ARGV[i + 1] then
+    local job = redis.call('HGET', KEYS[2], id)
+    -- A failed attempt is always followed by another claim: a first attempt has no history.
+    local history = ARGV[i + 2] ~= '1' and redis.call('HGET', KEYS[5], id)
+    local record = ''
+    if job then
+      local index = tonumber(ARGV[i + 3])
+      local status = ARGV[i + 4] ~= '' and (',"status":' .. tonumber(ARGV[i + 4])) or ''
+      local done = history_add(history, '{"at":' .. ARGV[1] .. ',"outcome":"succeeded"' .. status .. '}')
+      record = audit_add(KEYS[6], index > 0 and KEYS[index] or nil, record_json(job, 'succeeded', ARGV[1], ARGV[i + 2], done), b)
+    end
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
     redis.call('HDEL', KEYS[4], id)
-    done = done + 1
+    if history then redis.call('HDEL', KEYS[5], id) end
+    out[#out + 1] = id
+    out[#out + 1] = record
+    out[#out + 1] = history or ''
   end
 end
-return done`
+if #out > 0 then audit_trim(KEYS[6], b) end
+return out`
   },
   {
     name: 'relayRetry',
-    keys: 4,
-    // KEYS: active, waiting, leases, attempts. ARGV: id, lease, due ms, '1' to count the attempt.
-    lua: `
+    keys: 5,
+    // KEYS: active, waiting, leases, attempts, history. ARGV: id, lease, due ms, '1' to count the
+    // attempt, the failed attempt's JSON for the job's history ('' for none).
+    lua: AUDIT_LUA + `
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 if ARGV[4] == '0' then redis.call('HINCRBY', KEYS[4], ARGV[1], -1) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], history_add(redis.call('HGET', KEYS[5], ARGV[1]), ARGV[5])) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1`
   },
@@ -334,23 +467,98 @@ return out`
   },
   {
     name: 'relayBury',
-    keys: 5,
-    // KEYS: active, dead (zset id → buried ms), jobs, leases, attempts. ARGV: id, lease, now, JSON
-    // of the dead letter (the job with its attempts and last error).
-    lua: `
-if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end
+    keys: 'variable',
+    // KEYS: active, dead (zset id → buried ms), jobs, leases, attempts, history, the audit log, and the
+    // job's audit index when it names an identity. ARGV: id, lease, now, JSON of the dead letter (the
+    // job with its attempts and last failure), JSON of the failed attempt, attempts, the three audit
+    // bounds. Returns nil when the lease is not held, else the record's id and the history before.
+    lua: AUDIT_LUA + `
+if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return false end
+local history = redis.call('HGET', KEYS[6], ARGV[1])
+local job = redis.call('HGET', KEYS[3], ARGV[1])
+local record = ''
+if job then
+  local b = { ARGV[7], ARGV[8], ARGV[9] }
+  record = audit_add(KEYS[7], KEYS[8], record_json(job, 'dead_lettered', ARGV[3], ARGV[6], history_add(history, ARGV[5])), b)
+  audit_trim(KEYS[7], b)
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1`
+return { record, history or '' }`
+  },
+  {
+    name: 'relayDeadPage',
+    keys: 2,
+    // KEYS: dead, jobs. ARGV: limit, then optionally the cursor: the buried ms and id of the last
+    // letter seen. Returns the number of dead letters, the position of the first one returned, then
+    // the JSON of each, oldest buried first. One read: a page never shows a letter half moved.
+    lua: `
+local start = 0
+if ARGV[2] then
+  local rank = redis.call('ZRANK', KEYS[1], ARGV[3])
+  if rank and redis.call('ZSCORE', KEYS[1], ARGV[3]) == ARGV[2] then
+    start = rank + 1
+  else
+    -- The cursor's letter is gone: count those before where it was (same ms: by id, as the set orders them).
+    start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[2])
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[2])) do
+      if id < ARGV[3] then start = start + 1 end
+    end
+  end
+end
+local out = { redis.call('ZCARD', KEYS[1]), start }
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[1]) - 1)) do
+  local json = redis.call('HGET', KEYS[2], id)
+  if json then out[#out + 1] = json end
+end
+return out`
+  },
+  {
+    name: 'relayRetryDead',
+    keys: 5,
+    // KEYS: dead, waiting, jobs, attempts, history. ARGV: now, the operator's cause (JSON), then either
+    // 'ids' and the ids, or 'before', the buried ms (inclusive) and a limit. Returns the JSON of each
+    // job sent back.
+    lua: REVIVE_LUA + `
+local ids = {}
+if ARGV[3] == 'before' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+else
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local out = {}
+for _, id in ipairs(ids) do
+  local json = revive(id, ARGV[1], ARGV[2])
+  if json then out[#out + 1] = json end
+end
+return out`
+  },
+  {
+    name: 'relayDropDead',
+    keys: 2,
+    // KEYS: dead, jobs. ARGV: id. Removes the dead letter; returns its JSON, or nil when there is none
+    // (a live job's JSON, in the same hash, is never touched).
+    lua: `
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return false end
+local json = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return json`
   }
 ]
 
-export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, clock: Clock = Date.now): RevocationQueue {
+/**
+ * The queue in Redis (a node or a cluster). Its scripts also write the audit trail (`audit-record.ts`),
+ * within `audit`'s bounds: a job's outcome and its record are one atomic step.
+ */
+export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, clock: Clock = Date.now, audit: AuditBounds = DEFAULT_AUDIT_BOUNDS): RevocationQueue {
   const run = defineScripts(redis, SCRIPTS)
   const issuerTag = issuerTagger()
+  const trail = auditKeys(keys)
   // One hash tag for the whole queue: every script touches several of these keys at once.
   const k = {
     waiting: keys.key('queue', 'revocations', 'waiting'),
@@ -360,6 +568,7 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     attempts: keys.key('queue', 'revocations', 'attempts'),
     waitsFor: keys.key('queue', 'revocations', 'waits-for'),
     dead: keys.key('queue', 'revocations', 'dead'),
+    history: keys.key('queue', 'revocations', 'history'),
     dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`),
     // A sid whose Hydra revocation the relay queued itself: in the queue's slot, so that the mark is
     // written with its job and read with the token's jti, each in one script.
@@ -416,23 +625,45 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
       return claimed
     },
     async complete (claimed) {
-      return await this.completeAll([claimed]) === 1
+      return (await this.completeAll([claimed])).length === 1
     },
     async completeAll (claims) {
-      if (claims.length === 0) return 0
-      return Number(await run('relayComplete', [k.active, k.jobs, k.leases, k.attempts], claims.flatMap(({ job, lease }) => [job.id, lease])))
+      if (claims.length === 0) return []
+      const now = clock()
+      const scriptKeys = [k.active, k.jobs, k.leases, k.attempts, k.history, trail.log]
+      const args: Array<string | number> = [now, ...auditArgs(audit)]
+      for (const { job, lease, attempts, status } of claims) {
+        const identityId = jobIdentity(job)
+        if (identityId !== undefined) scriptKeys.push(trail.identity(identityId))
+        args.push(job.id, lease, attempts, identityId !== undefined ? scriptKeys.length : 0, status ?? '')
+      }
+      const done = await run('relayComplete', scriptKeys, args) as string[]
+      // The script answers in the order of the claims, for those it completed.
+      const records: RevocationRecord[] = []
+      let i = 0
+      for (const claimed of claims) {
+        if (done[i] !== claimed.job.id) continue
+        records.push(succeeded(claimed, String(done[i + 1]), now, String(done[i + 2])))
+        i += 3
+      }
+      return records
     },
-    async retry ({ job, lease }, dueAt) {
-      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, dueAt, '1']) === 1
+    async retry ({ job, lease }, dueAt, failure) {
+      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts, k.history],
+        [job.id, lease, dueAt, '1', failure === undefined ? '' : failureJson(failure)]) === 1
     },
     async release ({ job, lease }, dueAt) {
-      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts], [job.id, lease, dueAt ?? clock(), '0']) === 1
+      return await run('relayRetry', [k.active, k.waiting, k.leases, k.attempts, k.history], [job.id, lease, dueAt ?? clock(), '0', '']) === 1
     },
-    async bury ({ job, lease, attempts }, lastError) {
+    async bury (claimed, failure) {
+      const { job, lease, attempts } = claimed
       const now = clock()
-      const dead: DeadJob = { ...job, attempts, lastError, buriedAt: now }
-      return await run('relayBury', [k.active, k.dead, k.jobs, k.leases, k.attempts],
-        [job.id, lease, now, JSON.stringify(dead)]) === 1
+      const identityId = jobIdentity(job)
+      const scriptKeys = [k.active, k.dead, k.jobs, k.leases, k.attempts, k.history, trail.log]
+      if (identityId !== undefined) scriptKeys.push(trail.identity(identityId))
+      const reply = await run('relayBury', scriptKeys,
+        [job.id, lease, now, JSON.stringify(deadLetter(claimed, failure, now)), failureJson(failure), attempts, ...auditArgs(audit)]) as [string, string] | null
+      return reply === null ? null : deadLettered(claimed, String(reply[0]), now, String(reply[1]), failure)
     },
     async counts () {
       // One MULTI (the keys share a slot): a job moving between sets is counted exactly once.
@@ -456,16 +687,35 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     async trimDeadLetters (buriedBefore, maxCount, limit) {
       const removed = await run('relayTrimDead', [k.dead, k.jobs], [buriedBefore, maxCount, limit]) as string[]
       return removed.map((value) => JSON.parse(value) as DeadJob)
+    },
+    async deadLetterPage (limit, after) {
+      const reply = await run('relayDeadPage', [k.dead, k.jobs], after === undefined ? [limit] : [limit, after.buriedAt, after.id]) as Array<string | number>
+      const [total, offset, ...letters] = reply
+      return { total: Number(total), offset: Number(offset), letters: letters.map((value) => JSON.parse(String(value)) as DeadJob) }
+    },
+    async retryDeadLetter (id, cause) {
+      const [json] = await run('relayRetryDead', [k.dead, k.waiting, k.jobs, k.attempts, k.history], [clock(), JSON.stringify(cause), 'ids', id]) as string[]
+      return json === undefined ? null : JSON.parse(json) as Job
+    },
+    async retryDeadLetters (buriedBefore, cause, limit) {
+      const jobs = await run('relayRetryDead', [k.dead, k.waiting, k.jobs, k.attempts, k.history],
+        [clock(), JSON.stringify(cause), 'before', buriedBefore, limit]) as string[]
+      return jobs.map((json) => JSON.parse(json) as Job)
+    },
+    async dropDeadLetter (id) {
+      const json = await run('relayDropDead', [k.dead, k.jobs], [id]) as string | null
+      return json === null ? null : JSON.parse(json) as DeadJob
     }
   }
 }
 
-/** The same queue in process memory: one instance, lost on restart. */
-export function createMemoryRevocationQueue (clock: Clock = Date.now): RevocationQueue {
+/** The same queue in process memory: one instance, lost on restart. What finishes goes to `audit`. */
+export function createMemoryRevocationQueue (clock: Clock = Date.now, audit?: AuditSink): RevocationQueue {
   const jobs = new Map<string, Job>()
   const waiting = new Map<string, number>()
   const active = new Map<string, { until: number, lease: string }>()
   const attempts = new Map<string, number>()
+  const histories = new Map<string, string>()
   const dead = new Map<string, DeadJob>()
   const dedupe = new ExpiringMap<string>(clock)
   const consumed = new ExpiringMap<true>(clock)
@@ -539,22 +789,28 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
       })
     },
     async complete (claimed) {
-      return await this.completeAll([claimed]) === 1
+      return (await this.completeAll([claimed])).length === 1
     },
     async completeAll (claims) {
-      let done = 0
-      for (const { job, lease } of claims) {
+      const now = clock()
+      const records: RevocationRecord[] = []
+      for (const claimed of claims) {
+        const { job, lease } = claimed
         if (!holds(job.id, lease)) continue
         active.delete(job.id)
         jobs.delete(job.id)
         attempts.delete(job.id)
-        done++
+        const history = histories.get(job.id) ?? ''
+        histories.delete(job.id)
+        const record = succeeded(claimed, '', now, history)
+        records.push({ ...record, id: audit?.append(withoutId(record)) ?? '' })
       }
-      return done
+      return records
     },
-    async retry ({ job, lease }, dueAt) {
+    async retry ({ job, lease }, dueAt, failure) {
       if (!holds(job.id, lease)) return false
       active.delete(job.id)
+      if (failure !== undefined) histories.set(job.id, historyAdd(histories.get(job.id), failureJson(failure)))
       waiting.set(job.id, dueAt)
       return true
     },
@@ -565,13 +821,18 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
       waiting.set(job.id, dueAt ?? clock())
       return true
     },
-    async bury ({ job, lease, attempts: count }, lastError) {
-      if (!holds(job.id, lease)) return false
+    async bury (claimed, failure) {
+      const { job, lease } = claimed
+      if (!holds(job.id, lease)) return null
+      const now = clock()
       active.delete(job.id)
       jobs.delete(job.id)
       attempts.delete(job.id)
-      dead.set(job.id, { ...job, attempts: count, lastError, buriedAt: clock() })
-      return true
+      const history = histories.get(job.id) ?? ''
+      histories.delete(job.id)
+      dead.set(job.id, deadLetter(claimed, failure, now))
+      const record = deadLettered(claimed, '', now, history, failure)
+      return { ...record, id: audit?.append(withoutId(record)) ?? '' }
     },
     async counts () {
       return { waiting: waiting.size, active: active.size, dead: dead.size }
@@ -593,8 +854,102 @@ export function createMemoryRevocationQueue (clock: Clock = Date.now): Revocatio
         removed.push(letter)
       }
       return removed
+    },
+    async deadLetterPage (limit, after) {
+      const sorted = [...dead.values()].sort(byBurial)
+      const offset = after === undefined ? 0 : sorted.filter((letter) => byBurial(letter, after) <= 0).length
+      return { total: sorted.length, offset, letters: sorted.slice(offset, offset + limit) }
+    },
+    async retryDeadLetter (id, cause) {
+      const letter = dead.get(id)
+      return letter === undefined ? null : revive(letter, cause)
+    },
+    async retryDeadLetters (buriedBefore, cause, limit) {
+      return [...dead.values()].sort(byBurial).filter((letter) => letter.buriedAt <= buriedBefore).slice(0, limit)
+        .map((letter) => revive(letter, cause))
+    },
+    async dropDeadLetter (id) {
+      const letter = dead.get(id)
+      dead.delete(id)
+      return letter ?? null
     }
   }
+
+  /** As relayRetryDead does it: the dead letter back in the queue, due now, counted afresh. */
+  function revive (letter: DeadJob, cause: OperatorRetryCause): Job {
+    const now = clock()
+    const job: Job = {
+      id: letter.id,
+      target: letter.target,
+      createdAt: letter.createdAt,
+      ...(letter.sid !== undefined ? { sid: letter.sid } : {}),
+      cause: { ...cause, ...withOriginal(letter.cause) },
+      ...(letter.identityId !== undefined ? { identityId: letter.identityId } : {}),
+      retriedAt: now
+    }
+    dead.delete(letter.id)
+    jobs.set(job.id, job)
+    attempts.delete(job.id)
+    histories.delete(job.id)
+    waiting.set(job.id, now)
+    return job
+  }
+}
+
+/** The identity a job acts for, when it names one: the key of its audit index. */
+export function jobIdentity (job: Job): string | undefined {
+  switch (job.target.kind) {
+    case 'kratos-sessions':
+      return job.target.identityId
+    case 'hydra-consent-sessions':
+      return job.target.subject
+    case 'hydra-login-session':
+      return job.identityId
+  }
+}
+
+/** `{ original }` of a retried job's cause: the first cause, however often the job was retried. */
+function withOriginal (cause: JobCause | undefined): { original?: OriginalCause } {
+  const original = cause?.kind === 'operator-retry' ? cause.original : cause
+  return original === undefined ? {} : { original }
+}
+
+/** Oldest buried first; the same ms by id, as a Redis sorted set orders them. */
+function byBurial (a: { buriedAt: number, id: string }, b: { buriedAt: number, id: string }): number {
+  return a.buriedAt - b.buriedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}
+
+function deadLetter ({ job, attempts }: ClaimedJob, failure: AttemptFailure, now: number): DeadJob {
+  return {
+    ...job,
+    attempts,
+    lastError: failure.error,
+    lastKind: failure.kind,
+    ...(failure.status !== undefined ? { lastStatus: failure.status } : {}),
+    buriedAt: now
+  }
+}
+
+/** As the scripts' history_add: one attempt's JSON appended to a JSON array. */
+function historyAdd (history: string | undefined, attempt: string): string {
+  return history === undefined || history === '' ? `[${attempt}]` : `${history.slice(0, -1)},${attempt}]`
+}
+
+function parseHistory (history: string): AttemptRecord[] {
+  return history === '' ? [] : JSON.parse(history) as AttemptRecord[]
+}
+
+/** The record of a job done; `before` is its history before this attempt (JSON, '' for none). */
+function succeeded ({ job, attempts, status }: ClaimedJob, id: string, now: number, before: string): RevocationRecord {
+  return { id, job, outcome: 'succeeded', at: now, attempts, history: [...parseHistory(before), { at: now, outcome: 'succeeded', ...(status !== undefined ? { status } : {}) }] }
+}
+
+function deadLettered ({ job, attempts }: ClaimedJob, id: string, now: number, before: string, failure: AttemptFailure): RevocationRecord {
+  return { id, job, outcome: 'dead_lettered', at: now, attempts, history: [...parseHistory(before), { outcome: 'failed', ...failure }] }
+}
+
+function withoutId ({ id: _id, ...record }: RevocationRecord): Omit<RevocationRecord, 'id'> {
+  return record
 }
 
 /**
@@ -621,6 +976,7 @@ function toJob (newJob: NewJob, now: number): Job {
     target: newJob.target,
     createdAt: now,
     ...(newJob.sid !== undefined ? { sid: newJob.sid } : {}),
-    ...(newJob.cause !== undefined ? { cause: newJob.cause } : {})
+    ...(newJob.cause !== undefined ? { cause: newJob.cause } : {}),
+    ...(newJob.identityId !== undefined ? { identityId: newJob.identityId } : {})
   }
 }

@@ -93,6 +93,7 @@ export async function logOutEverywhere (deps: GlobalLogoutDeps, input: GlobalLog
   const jobs: NewJob[] = sids.map((sid) => ({
     target: { kind: 'hydra-login-session', sid },
     sid,
+    identityId: input.identityId,
     cause,
     dedupeKey: loginSessionKey(sid)
   }))

@@ -9,6 +9,7 @@ t.test('a whole run, failures included, logs no token, key or Authorization head
   const kratosToken = `ory_pat_kratos_${randomUUID()}`
   const hydraToken = `ory_pat_hydra_${randomUUID()}`
   const wrongKey = `wrong-key-${randomUUID()}`
+  const adminKey = `admin-key-${randomUUID()}`
   const redis = await spawnRedis()
   const hydra = await HydraDouble.start({ token: hydraToken })
   const kratos = await new KratosDouble({ token: kratosToken }).listen()
@@ -17,7 +18,7 @@ t.test('a whole run, failures included, logs no token, key or Authorization head
     redis,
     hydra,
     kratos,
-    env: { LOG_LEVEL: 'trace', KRATOS_ADMIN_TOKEN: kratosToken, HYDRA_ADMIN_TOKEN: hydraToken, REVOCATION_MAX_ATTEMPTS: '2', REDIS_COMMAND_TIMEOUT: '300' }
+    env: { LOG_LEVEL: 'trace', KRATOS_ADMIN_TOKEN: kratosToken, HYDRA_ADMIN_TOKEN: hydraToken, ADMIN_API_KEYS: adminKey, REVOCATION_MAX_ATTEMPTS: '2', REDIS_COMMAND_TIMEOUT: '300' }
   })
   const tokens: string[] = []
   const token = async (...args: Parameters<HydraDouble['logoutToken']>): Promise<string> => {
@@ -64,6 +65,13 @@ t.test('a whole run, failures included, logs no token, key or Authorization head
   t.equal((await credentialsHook(HOOK_KEY)).statusCode, 204)
   await hydra.waitForCalls('revokeOAuth2LoginSessions', 1)
   t.ok(await eventually(() => relay.logs.some((line) => line.includes('"outcome":"already_handled"'))))
+  // An operator lists the dead letters and retries one through the admin API: its audit line follows.
+  kratos.heal('deleteIdentitySessions')
+  const admin = { authorization: `Bearer ${adminKey}` }
+  const [letter] = (await relay.app.inject({ method: 'GET', url: '/admin/dead-letters', headers: admin })).json<{ dead_letters: Array<{ id: string }> }>().dead_letters
+  t.equal((await relay.app.inject({ method: 'POST', url: `/admin/dead-letters/${letter?.id ?? ''}/retry`, headers: admin })).statusCode, 202)
+  t.ok(await eventually(() => kratos.activeSessions(second.identityId) === 0))
+  t.ok(await eventually(() => relay.logs.some((line) => line.includes('"audit":true') && line.includes('operator-retry'))))
 
   // Redis down: 503s and connection errors logged.
   await redis.stop()
@@ -73,7 +81,7 @@ t.test('a whole run, failures included, logs no token, key or Authorization head
 
   const log = relay.logs.join('\n')
   t.ok(relay.logs.length > 20, `${relay.logs.length} log lines captured`)
-  for (const secret of [...tokens, HOOK_KEY, wrongKey, kratosToken, hydraToken]) {
+  for (const secret of [...tokens, HOOK_KEY, wrongKey, adminKey, kratosToken, hydraToken]) {
     t.notOk(log.includes(secret), `the log does not contain ${secret.slice(0, 12)}…`)
   }
   for (const signed of tokens) {

@@ -8,7 +8,7 @@ import { captureLines, eventually } from '../helper.js'
 async function buryOne (queue: ReturnType<typeof createMemoryRevocationQueue>, identityId: string): Promise<void> {
   await queue.enqueue([{ target: { kind: 'kratos-sessions', identityId }, sid: `sid-of-${identityId}` }], 60)
   const [claimed] = await queue.claim(1, 1000)
-  await queue.bury(claimed!, 'kratos DELETE /admin/identities/{id}/sessions: HTTP 403')
+  await queue.bury(claimed!, { at: Date.now(), kind: 'refused', status: 403, error: 'kratos DELETE /admin/identities/{id}/sessions: HTTP 403' })
 }
 
 t.test('removes dead letters past their age and count, and logs each one it removes', async (t) => {

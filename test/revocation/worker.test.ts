@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
 import t from 'tap'
 import { RevocationFailure } from '../../src/revocation/failure.js'
-import { createMemoryRevocationQueue, type RevocationTarget } from '../../src/store/revocation-queue.js'
+import { createMemoryRevocationQueue, type RevocationRecord, type RevocationTarget } from '../../src/store/revocation-queue.js'
 import { RevocationWorker, backoffDelay, type JobOutcome, type RevocationWorkerOptions } from '../../src/revocation/worker.js'
 import { eventually } from '../helper.js'
 
@@ -143,4 +143,40 @@ t.test('stop() waits for the jobs in flight and leaves the rest queued', async (
   await stopped
   t.same(outcomes, ['succeeded', 'succeeded'])
   t.same(await queue.counts(), { waiting: 3, active: 0, dead: 0 })
+})
+
+t.test('each finished job\'s audit record reaches onRecord: every attempt with its kind and status, then how it ended', async (t) => {
+  let calls = 0
+  const records: RevocationRecord[] = []
+  const { outcomes, enqueue } = setup(t, async () => {
+    calls++
+    if (calls === 1) throw new RevocationFailure('transient', 'kratos DELETE: HTTP 503', 503)
+    if (calls === 2) throw new Error('socket hang up')
+    if (calls >= 4) throw new RevocationFailure('refused', 'kratos DELETE: HTTP 403', 403)
+  }, { maxAttempts: 2, concurrency: 1, onRecord: (record) => records.push(record) })
+  await enqueue()
+  t.ok(await eventually(() => outcomes.includes('dead_lettered')))
+  await enqueue()
+  t.ok(await eventually(() => records.length === 2))
+  const [buried, done] = records
+  t.equal(buried?.outcome, 'dead_lettered')
+  t.same(buried?.history.map((attempt) => attempt.outcome === 'failed' ? [attempt.kind, attempt.status, attempt.error] : [attempt.outcome]),
+    [['transient', 503, 'kratos DELETE: HTTP 503'], ['unexpected', undefined, 'unexpected error: socket hang up']])
+  t.equal(done?.outcome, 'succeeded')
+  t.same(done?.history.map((attempt) => attempt.outcome), ['succeeded'])
+})
+
+t.test('a dead letter retried by an operator counts its age from the retry', async (t) => {
+  let now = Date.now()
+  const queue = createMemoryRevocationQueue(() => now)
+  await queue.enqueue([{ target: { kind: 'kratos-sessions', identityId: randomUUID() } }], 60)
+  const [claimed] = await queue.claim(1, 1000)
+  await queue.bury(claimed!, { at: now, kind: 'transient', error: 'kratos DELETE: ECONNREFUSED' })
+  now += 120_000
+  await queue.retryDeadLetter(claimed!.job.id, { kind: 'operator-retry', via: 'cli' })
+  const { outcomes, worker } = setup(t, async () => { throw new RevocationFailure('transient', 'kratos DELETE: HTTP 503', 503) },
+    { queue, clock: () => now, maxAgeMs: 60_000, maxAttempts: 100 })
+  worker.notify()
+  t.ok(await eventually(() => outcomes.length > 0))
+  t.equal(outcomes[0], 'retried', 'created two minutes ago, but retried just now: not too old')
 })

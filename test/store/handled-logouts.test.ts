@@ -79,7 +79,7 @@ for (const backend of await backends(t)) {
     // The mark names the job that runs: when that one is given up, the mark no longer counts.
     const [claimed] = await queue.claim(1, 30_000)
     t.equal(claimed?.job.id, first?.id)
-    t.equal(await queue.bury(claimed!, 'Hydra refused'), true)
+    t.not(await queue.bury(claimed!, { at: Date.now(), kind: 'refused', error: 'Hydra refused' }), null)
     t.equal(await queue.acceptLogout(token(sid)), 'queued')
   })
 
@@ -89,7 +89,7 @@ for (const backend of await backends(t)) {
     await queue.enqueue([hydraJob(dead, 3600), hydraJob(alive, 3600)], 10)
     const claims = await queue.claim(2, 30_000)
     const deadClaim = claims.find((claim) => claim.job.sid === dead)
-    t.equal(await queue.bury(deadClaim!, 'given up'), true)
+    t.not(await queue.bury(deadClaim!, { at: Date.now(), kind: 'refused', error: 'given up' }), null)
     t.equal(await queue.acceptLogout(token(dead)), 'queued', 'a later logout of that sid is a real one')
     t.equal(await queue.acceptLogout(token(alive)), 'handled')
   })

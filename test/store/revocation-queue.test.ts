@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { ENQUEUE_CHUNK, createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob, type RevocationQueue } from '../../src/store/revocation-queue.js'
+import { ENQUEUE_CHUNK, createMemoryRevocationQueue, createRedisRevocationQueue, type NewJob, type OperatorRetryCause, type RevocationQueue } from '../../src/store/revocation-queue.js'
+import type { AttemptFailure } from '../../src/store/audit-record.js'
 import { backends } from '../helpers/backends.js'
+
+const failure = (error: string, status?: number): AttemptFailure => ({ at: Date.now(), kind: 'refused', error, ...(status !== undefined ? { status } : {}) })
 
 const revoke = (identityId = randomUUID(), dedupeKey?: string): NewJob => ({
   target: { kind: 'kratos-sessions', identityId },
@@ -81,7 +84,7 @@ for (const backend of await backends(t)) {
     t.not(taken?.lease, dead?.lease)
     t.equal(await queue.complete(dead!), false, 'the stale holder cannot complete')
     t.equal(await queue.retry(dead!, clock.now), false, 'nor retry')
-    t.equal(await queue.bury(dead!, 'x'), false, 'nor bury')
+    t.equal(await queue.bury(dead!, failure('x')), null, 'nor bury')
     t.equal(await queue.complete(taken!), true)
     t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
   })
@@ -91,7 +94,7 @@ for (const backend of await backends(t)) {
     const bury = async (): Promise<string> => {
       await queue.enqueue([revoke()], 60)
       const [job] = await queue.claim(1, 1000)
-      await queue.bury(job!, 'kratos DELETE: HTTP 403')
+      await queue.bury(job!, failure('kratos DELETE: HTTP 403', 403))
       clock.now += 1000
       return job!.job.id
     }
@@ -118,7 +121,7 @@ for (const backend of await backends(t)) {
     clock.now += 1000
     t.same(await queue.claim(10, 30_000), [], 'still waiting while they run')
     t.equal(await queue.complete(firstBatch[0]!), true)
-    t.equal(await queue.bury(firstBatch[1]!, 'HTTP 403'), true, 'one done, one dead-lettered')
+    t.not(await queue.bury(firstBatch[1]!, failure('HTTP 403', 403)), null, 'one done, one dead-lettered')
     clock.now += 1000
     const [next] = await queue.claim(10, 30_000)
     t.equal(next?.job.id, last?.id, 'then it goes ahead')
@@ -141,13 +144,123 @@ for (const backend of await backends(t)) {
     const identityId = randomUUID()
     await queue.enqueue([revoke(identityId)], 60)
     const [job] = await queue.claim(1, 1000)
-    t.equal(await queue.bury(job!, 'kratos DELETE: HTTP 403'), true)
+    t.ok(await queue.bury(job!, failure('kratos DELETE: HTTP 403', 403)))
     t.same(await queue.counts(), { waiting: 0, active: 0, dead: 1 })
     const [letter] = await queue.deadLetters(10)
     t.equal(letter?.lastError, 'kratos DELETE: HTTP 403')
     t.equal(letter?.attempts, 1)
     t.same(letter?.target, { kind: 'kratos-sessions', identityId })
     t.equal(await queue.nextDueAt(), null)
+  })
+
+  /** Queues, claims and buries one job per identity, a second apart; their ids, oldest first. */
+  const buryEach = async (queue: RevocationQueue, clock: { now: number }, jobs: NewJob[]): Promise<string[]> => {
+    const ids: string[] = []
+    for (const job of jobs) {
+      await queue.enqueue([job], 60)
+      const [claimed] = await queue.claim(1, 1000)
+      await queue.bury(claimed!, failure('kratos DELETE /admin/identities/{id}/sessions: HTTP 503', 503))
+      ids.push(claimed!.job.id)
+      clock.now += 1000
+    }
+    return ids
+  }
+  const fromCli: OperatorRetryCause = { kind: 'operator-retry', via: 'cli' }
+
+  t.test(`${backend.name}: dead letters are read in pages, oldest first, from a cursor that outlives its letter`, async (t) => {
+    const { queue, clock } = make()
+    const ids = await buryEach(queue, clock, [revoke(), revoke(), revoke(), revoke(), revoke()])
+    const first = await queue.deadLetterPage(2)
+    t.same(first.letters.map((letter) => letter.id), ids.slice(0, 2))
+    t.same([first.total, first.offset], [5, 0])
+    const last = first.letters[1]!
+    const second = await queue.deadLetterPage(2, { buriedAt: last.buriedAt, id: last.id })
+    t.same(second.letters.map((letter) => letter.id), ids.slice(2, 4))
+    t.equal(second.offset, 2)
+    t.ok(await queue.dropDeadLetter(ids[3]!), 'the cursor\'s letter goes')
+    const third = await queue.deadLetterPage(2, { buriedAt: second.letters[1]!.buriedAt, id: ids[3]! })
+    t.same(third.letters.map((letter) => letter.id), ids.slice(4), 'the page goes on after where it was')
+    t.same([third.total, third.offset], [4, 3])
+    t.same((await queue.deadLetterPage(10, { buriedAt: clock.now, id: 'z' })).letters, [], 'past the end')
+    t.equal(third.letters[0]?.lastStatus, 503, 'a dead letter keeps its last status')
+    t.equal(third.letters[0]?.lastKind, 'refused')
+  })
+
+  t.test(`${backend.name}: dead letters buried in the same millisecond are paged by id`, async (t) => {
+    const { queue } = make() // its clock stands still unless moved
+    const ids: string[] = []
+    for (let i = 0; i < 4; i++) {
+      await queue.enqueue([revoke()], 60)
+      const [claimed] = await queue.claim(1, 1000)
+      await queue.bury(claimed!, failure('x'))
+      ids.push(claimed!.job.id)
+    }
+    const seen: string[] = []
+    let cursor: { buriedAt: number, id: string } | undefined
+    for (;;) {
+      const page = await queue.deadLetterPage(1, cursor)
+      const [letter] = page.letters
+      if (letter === undefined) break
+      seen.push(letter.id)
+      cursor = { buriedAt: letter.buriedAt, id: letter.id }
+    }
+    t.same(seen, [...ids].sort(), 'each once, by id')
+  })
+
+  t.test(`${backend.name}: a dead letter retried goes back to the queue, due now, its attempts and age afresh, its first cause kept`, async (t) => {
+    const { queue, clock } = make()
+    const identityId = randomUUID()
+    const cause = { kind: 'backchannel-logout', clientId: 'app-a', jti: 'jti-1' } as const
+    const [id] = await buryEach(queue, clock, [{ ...revoke(identityId), sid: 'sid-1', cause }])
+    const [before] = await queue.deadLetters(1)
+    clock.now += 5000
+    const job = await queue.retryDeadLetter(id!, fromCli)
+    t.same(job, { id, target: { kind: 'kratos-sessions', identityId }, createdAt: before!.createdAt, sid: 'sid-1', cause: { ...fromCli, original: cause }, retriedAt: clock.now },
+      'the job without the dead letter\'s fields')
+    t.same(await queue.counts(), { waiting: 1, active: 0, dead: 0 })
+    t.equal(await queue.nextDueAt(), clock.now)
+    const [claimed] = await queue.claim(1, 1000)
+    t.same(claimed?.job, job)
+    t.equal(claimed?.attempts, 1, 'attempts start again')
+    await queue.bury(claimed!, failure('again'))
+    const again = await queue.retryDeadLetter(id!, { kind: 'operator-retry', via: 'admin-api', keyFingerprint: '0123456789abcdef' })
+    t.same(again?.cause, { kind: 'operator-retry', via: 'admin-api', keyFingerprint: '0123456789abcdef', original: cause }, 'a retry of a retry keeps the first cause')
+    t.equal(await queue.retryDeadLetter(randomUUID(), fromCli), null, 'no such dead letter')
+    t.equal(await queue.retryDeadLetter(id!, fromCli), null, 'a live job is no dead letter')
+    t.same(await queue.counts(), { waiting: 1, active: 0, dead: 0 })
+  })
+
+  t.test(`${backend.name}: a dead letter without a recorded cause is retried by the operator alone`, async (t) => {
+    const { queue, clock } = make()
+    const [id] = await buryEach(queue, clock, [revoke()])
+    const job = await queue.retryDeadLetter(id!, fromCli)
+    t.same(job?.cause, fromCli)
+  })
+
+  t.test(`${backend.name}: every dead letter buried before a moment is retried, oldest first, a batch at a time`, async (t) => {
+    const { queue, clock } = make()
+    const ids = await buryEach(queue, clock, [revoke(), revoke(), revoke()])
+    const [, second] = await queue.deadLetters(3)
+    const batch = await queue.retryDeadLetters(second!.buriedAt, fromCli, 1)
+    t.same(batch.map((job) => job.id), ids.slice(0, 1), 'the limit')
+    const rest = await queue.retryDeadLetters(second!.buriedAt, fromCli, 10)
+    t.same(rest.map((job) => job.id), ids.slice(1, 2), 'none buried after the moment')
+    t.same(await queue.counts(), { waiting: 2, active: 0, dead: 1 })
+  })
+
+  t.test(`${backend.name}: a dead letter dropped is gone for good; a live job is never dropped`, async (t) => {
+    const { queue, clock } = make()
+    const identityId = randomUUID()
+    const [id] = await buryEach(queue, clock, [revoke(identityId)])
+    const dropped = await queue.dropDeadLetter(id!)
+    t.same(dropped?.target, { kind: 'kratos-sessions', identityId })
+    t.equal(dropped?.lastError, 'kratos DELETE /admin/identities/{id}/sessions: HTTP 503')
+    t.same(await queue.counts(), { waiting: 0, active: 0, dead: 0 })
+    t.same(await queue.deadLetters(10), [])
+    t.equal(await queue.dropDeadLetter(id!), null, 'twice: nothing')
+    const [live] = await queue.enqueue([revoke()], 60)
+    t.equal(await queue.dropDeadLetter(live!.id), null, 'a queued job is no dead letter')
+    t.equal((await queue.claim(1, 1000))[0]?.job.id, live?.id, 'and is still there')
   })
 
   t.test(`${backend.name}: accepting a logout token queues its job and consumes its jti, once per issuer`, async (t) => {
@@ -180,8 +293,10 @@ for (const backend of await backends(t)) {
     clock.now += 1001
     const [retaken] = await queue.claim(1, 1000)
     t.ok(retaken, 'one lease ran out and the job went to another worker')
-    t.equal(await queue.completeAll(claims), 2, 'the two still held are completed')
-    t.equal(await queue.completeAll([]), 0)
+    const records = await queue.completeAll(claims)
+    t.same(records.map((record) => record.job.id), claims.slice(0, 2).map((claim) => claim.job.id), 'the two still held are completed, each with its record')
+    t.ok(records.every((record) => record.outcome === 'succeeded' && record.at === clock.now))
+    t.same(await queue.completeAll([]), [])
     t.same(await queue.counts(), { waiting: 0, active: 1, dead: 0 })
   })
 }

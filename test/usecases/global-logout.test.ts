@@ -100,6 +100,7 @@ for (const backend of await backends(t)) {
     ], 'the queue holds exactly these jobs')
     t.ok(claimed.every((job) => job.job.cause?.kind === 'admin-api' && job.job.cause.keyFingerprint === cause.keyFingerprint), 'each job records who asked')
     t.same(claimed.filter((job) => job.job.target.kind === 'hydra-login-session').map((job) => job.job.sid).sort(), ['sid-a', 'sid-b', 'sid-c'], 'each Hydra job names its sid for the logs')
+    t.ok(claimed.every((job) => job.job.target.kind !== 'hydra-login-session' || job.job.identityId === identityId), 'and its identity, for the audit trail')
   })
 
   t.test(`${backend.name}: revokeConsents adds the consent step; an unknown identity gets the Kratos step alone`, async (t) => {

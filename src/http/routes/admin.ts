@@ -6,6 +6,8 @@ import type { RevocationTarget } from '../../store/revocation-queue.js'
 import { bearerAuth } from '../bearer-auth.js'
 import { FailureLimit } from '../rate-limit.js'
 import { refuseOtherMethods } from '../refuse-other-methods.js'
+import { deadLetterRoutes } from './admin-dead-letters.js'
+import { revocationRoutes } from './admin-revocations.js'
 
 /** The admin body is one boolean; anything this large is not one. */
 const ADMIN_BODY_LIMIT = 4096
@@ -17,6 +19,8 @@ const ADMIN_BODY_LIMIT = 4096
  * - `POST /admin/identities/{id}/logout`: logs the identity out everywhere; 202 once every step is
  *   recorded durably, with the sids and steps queued.
  * - `GET /admin/identities/{id}/sessions`: the sids the relay knows for the identity, with expiry.
+ * - the dead letters (`admin-dead-letters.ts`) and an identity's revocations (`admin-revocations.ts`),
+ *   with the same keys and the same counter of failed attempts.
  */
 export async function adminRoutes (app: FastifyInstance): Promise<void> {
   const { relay } = app
@@ -90,6 +94,9 @@ export async function adminRoutes (app: FastifyInstance): Promise<void> {
     }
   })
   refuseOtherMethods(app, '/admin/identities/:id/sessions', 'GET')
+
+  deadLetterRoutes(app, auth)
+  revocationRoutes(app, auth)
 }
 
 /** A step as the API shows it: its kind, what it targets (in snake case), and whether it was queued now. */
