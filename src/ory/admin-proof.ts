@@ -150,6 +150,11 @@ export class AdminApiGuard {
     return this.#proof ?? await this.prove()
   }
 
+  /** The latest proof, or undefined before the first one: for a caller that needs no promise when it has one. */
+  get latest (): AdminApiProof | undefined {
+    return this.#proof
+  }
+
   /** How long a revocation held by a wrong URL waits before it is looked at again. */
   get holdMs (): number {
     return this.#options.failingIntervalMs

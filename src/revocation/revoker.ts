@@ -21,7 +21,7 @@ export function createRevoker ({ kratos, hydra, guards }: RevokerDeps): (target:
   return async (target) => {
     const service: AdminService = target.kind === 'kratos-sessions' ? 'kratos' : 'hydra'
     const guard = guards?.[service]
-    const proof = await guard?.current()
+    const proof = guard === undefined ? undefined : guard.latest ?? await guard.current()
     if (guard !== undefined && proof?.state === 'wrong') {
       throw new RevocationFailure('held', `${PROOF_REQUESTS[service].variable} is not ${PROOF_REQUESTS[service].what}: ${proof.reason}`, undefined, { retryInMs: guard.holdMs })
     }

@@ -48,7 +48,7 @@ export type AttemptRecord =
 export function auditKeys (keys: Keyspace) {
   return {
     log: keys.key('audit', 'revocations', 'log'),
-    identity: (identityId: string) => keys.key('audit', 'revocations', `identity:${identityId}`)
+    identity: ((family) => (identityId: string) => family(`identity:${identityId}`))(keys.family('audit', 'revocations'))
   }
 }
 

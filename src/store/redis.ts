@@ -109,6 +109,15 @@ export class Keyspace {
     const safeTag = tag.replace(/[{}%]/g, (char) => encodeURIComponent(char))
     return `${this.prefix}${name}:{${safeTag}}${suffix === undefined ? '' : `:${suffix}`}`
   }
+
+  /**
+   * The keys of one name and tag, by their suffix: `key(name, tag, suffix)` with the fixed part built
+   * once, for keys made on every request.
+   */
+  family (name: string, tag: string): (suffix: string) => string {
+    const head = `${this.key(name, tag)}:`
+    return (suffix) => head + suffix
+  }
 }
 
 /** A Lua script, registered on the client under its name; `keys` is its key count or 'variable'. */

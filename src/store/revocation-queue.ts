@@ -559,6 +559,7 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
   const run = defineScripts(redis, SCRIPTS)
   const issuerTag = issuerTagger()
   const trail = auditKeys(keys)
+  const queueKey = keys.family('queue', 'revocations')
   // One hash tag for the whole queue: every script touches several of these keys at once.
   const k = {
     waiting: keys.key('queue', 'revocations', 'waiting'),
@@ -569,11 +570,11 @@ export function createRedisRevocationQueue (redis: RedisClient, keys: Keyspace, 
     waitsFor: keys.key('queue', 'revocations', 'waits-for'),
     dead: keys.key('queue', 'revocations', 'dead'),
     history: keys.key('queue', 'revocations', 'history'),
-    dedupe: (key: string) => keys.key('queue', 'revocations', `dedupe:${key}`),
+    dedupe: (key: string) => queueKey(`dedupe:${key}`),
     // A sid whose Hydra revocation the relay queued itself: in the queue's slot, so that the mark is
     // written with its job and read with the token's jti, each in one script.
-    handled: (sid: string) => keys.key('queue', 'revocations', `handled:${sid}`),
-    jti: (issuer: string, jti: string) => keys.key('queue', 'revocations', `jti:${issuerTag(issuer)}:${jti}`)
+    handled: (sid: string) => queueKey(`handled:${sid}`),
+    jti: (issuer: string, jti: string) => queueKey(`jti:${issuerTag(issuer)}:${jti}`)
   }
 
   return {

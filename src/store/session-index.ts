@@ -208,8 +208,17 @@ export function createRedisSessionIndex (redis: RedisClient, keys: Keyspace, opt
     await run(name, [key], args, { buffers: true })
   const clock = options.clock ?? Date.now
   const nowSeconds = (): number => Math.floor(clock() / 1000)
-  const forward = (sid: Buffer): string => keys.key('sids', String(bucketOf(sid)))
-  const reverse = (identity: Buffer): string => keys.key('identities', String(bucketOf(identity)))
+  // A bucket's key is made once, then remembered: at most INDEX_BUCKETS strings per direction.
+  const bucketKeys = (name: string): (bytes: Buffer) => string => {
+    const made: string[] = []
+    return (bytes) => {
+      const bucket = bucketOf(bytes)
+      made[bucket] ??= keys.key(name, String(bucket))
+      return made[bucket]
+    }
+  }
+  const forward = bucketKeys('sids')
+  const reverse = bucketKeys('identities')
   const pruneOneIn = options.pruneOneIn ?? 32
   const maxSids = options.maxSidsPerIdentity ?? DEFAULT_MAX_SIDS_PER_IDENTITY
   const prune = (): string => Math.random() * pruneOneIn < 1 ? '1' : '0'
